@@ -55,9 +55,13 @@ class DeploymentRecord:
     kernel_id: str | None = None
     version: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    # When set, the deployment's server answers only requests carrying
-    # ``X-Jupyter-Serve-Secret: <secret>``; only the proxy reads it from this owner-only file.
-    proxy_secret: str | None = None
+    # Known only to the kernel and to readers of this owner-only file (the proxy). It always
+    # guards the control route (remote stop); with ``require_secret`` it guards every route,
+    # so other local users cannot bypass Jupyter's auth by calling the port directly.
+    secret: str | None = None
+    require_secret: bool = False
+    # Set by the kernel side when it runs under a Jupyter server (see the server's jpserver file).
+    proxy_url: str | None = None
     format_version: int = FORMAT_VERSION
 
     @property
