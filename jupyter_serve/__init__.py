@@ -5,6 +5,8 @@ The public API is re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from jupyter_serve._version import __version__
 from jupyter_serve.errors import (
     DeploymentError,
@@ -16,7 +18,34 @@ from jupyter_serve.errors import (
     SchemaEnforcementError,
 )
 
+if TYPE_CHECKING:
+    from jupyter_serve._deployments import Deployment, deployments, serve, stop
+    from jupyter_serve.magics import load_ipython_extension, unload_ipython_extension
+
+# Imported on first use: `import jupyter_serve` stays cheap (no Tornado, no IPython).
+_LAZY_ATTRIBUTES = {
+    "Deployment": "jupyter_serve._deployments",
+    "deployments": "jupyter_serve._deployments",
+    "serve": "jupyter_serve._deployments",
+    "stop": "jupyter_serve._deployments",
+    "load_ipython_extension": "jupyter_serve.magics",
+    "unload_ipython_extension": "jupyter_serve.magics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_ATTRIBUTES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'jupyter_serve' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "Deployment",
     "DeploymentError",
     "InvalidModelError",
     "JupyterServeError",
@@ -25,4 +54,9 @@ __all__ = [
     "RegistryError",
     "SchemaEnforcementError",
     "__version__",
+    "deployments",
+    "load_ipython_extension",
+    "serve",
+    "stop",
+    "unload_ipython_extension",
 ]

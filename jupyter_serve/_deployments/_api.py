@@ -1,0 +1,122 @@
+"""The public lifecycle API, re-exported by ``jupyter_serve``: ``serve``, ``deployments``, ``stop``.
+
+The magics (``%serve``, ``%deployments``, ``%unserve``) are thin over these functions, which
+work the same from a plain Python script: everything still running is stopped at interpreter
+exit, and in a kernel that is also what kernel shutdown and restart do.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+from typing import Any
+
+from jupyter_serve._deployments._deployment import Deployment
+from jupyter_serve._deployments._sources import ModelSource, load_source
+from jupyter_serve._deployments._table import DeploymentTable, check_options
+from jupyter_serve.errors import DeploymentError
+
+__all__ = ["Deployment", "deployments", "serve", "serve_source", "stop"]
+
+_TABLE = DeploymentTable()
+_exit_hook_lock = threading.Lock()
+_exit_hook_installed = False
+
+
+def _install_exit_hook() -> None:
+    global _exit_hook_installed
+    with _exit_hook_lock:
+        if _exit_hook_installed:
+            return
+        _exit_hook_installed = True
+    # threading's own exit hook runs before the interpreter joins non-daemon threads, so a
+    # server thread can never hold up exit; atexit covers interpreters without it.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
+            register(_TABLE.stop_all)
+    atexit.register(_TABLE.stop_all)
+
+
+def serve(
+    source: Any,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 60.0,
+    workers: int = 1,
+    env_manager: str = "local",
+    require_secret: bool = False,
+) -> Deployment:
+    """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
+
+    ``source`` is a model URI (``models:/spam/Production``, ``models:/spam@champion``, a model
+    directory, ...) or a live model object (anything with ``predict``). Returns once the server
+    answers ``/ping``. ``port=None`` picks a free port (see ``Deployment.url``). The name
+    defaults to the registered model's name or, for an object, its class name.
+
+    Serving under a name already running swaps the model in place: same port, requests in
+    flight finish on the old model, none fails.
+
+    Raises a ``JupyterServeError`` (``ModelNotFoundError``, ``InvalidModelError``,
+    ``DeploymentError``, ...) with a message for the user; nothing is left started then.
+    Thread-safe.
+    """
+    return serve_source(
+        load_source(source) if not isinstance(source, ModelSource) else source,
+        name=name,
+        port=port,
+        host=host,
+        timeout=timeout,
+        workers=workers,
+        env_manager=env_manager,
+        require_secret=require_secret,
+    )[0]
+
+
+def serve_source(
+    source: ModelSource,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 60.0,
+    workers: int = 1,
+    env_manager: str = "local",
+    require_secret: bool = False,
+) -> tuple[Deployment, bool]:
+    """:func:`serve` for an already loaded source; also says whether it swapped a model."""
+    chosen_name = name or source.default_name
+    check_options(chosen_name, port, timeout, workers, env_manager)
+    _install_exit_hook()
+    return _TABLE.serve(
+        source,
+        name=chosen_name,
+        port=port,
+        host=host,
+        timeout=timeout,
+        workers=workers,
+        require_secret=require_secret,
+    )
+
+
+def deployments() -> list[Deployment]:
+    """The deployments running in this process, oldest first. Thread-safe."""
+    return _TABLE.running()
+
+
+def stop(name: str | None = None, *, all: bool = False) -> None:
+    """Stop deployment ``name`` (or every one with ``all=True``) and free its port.
+
+    ``DeploymentError`` when ``name`` is not running, or when neither a name nor ``all`` is
+    given. Thread-safe.
+    """
+    if all:
+        _TABLE.stop_all()
+        return
+    if name is None:
+        running = ", ".join(d.name for d in _TABLE.running()) or "none"
+        raise DeploymentError(f"stop() needs a deployment name or all=True (running: {running}).")
+    _TABLE.stop(name)

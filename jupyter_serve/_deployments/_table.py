@@ -1,0 +1,248 @@
+"""The deployments of this process: starting, swapping, stopping, and keeping discovery current.
+
+One table per process (see ``jupyter_serve.deployments``). Lifecycle operations are serialised
+by one lock; they are rare and quick next to the requests the servers answer on their own
+threads. One background thread refreshes every deployment's discovery record about once a
+second (never per request), and exits as soon as the table is empty, so a process that stops
+serving keeps no thread of ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from jupyter_serve._deployments._deployment import Deployment
+from jupyter_serve._deployments._environment import (
+    current_kernel_id,
+    jupyter_server_url,
+    proxy_url,
+)
+from jupyter_serve._deployments._sample_request import SECRET_HEADER
+from jupyter_serve.discovery import deployment_id, is_valid_deployment_name
+from jupyter_serve.errors import DeploymentError
+
+if TYPE_CHECKING:
+    from jupyter_serve._deployments._sources import ModelSource
+
+SUPPORTED_ENV_MANAGERS = ("local",)
+METRICS_REFRESH_SECONDS = 1.0
+PING_DEADLINE_SECONDS = 10.0
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def check_options(
+    name: str, port: int | None, timeout: float, workers: int, env_manager: str
+) -> None:
+    """Raise ``DeploymentError`` naming the first option that cannot work."""
+    if not is_valid_deployment_name(name):
+        raise DeploymentError(
+            f"Invalid deployment name {name!r}: expected 1-64 letters, digits, '_', '.' or '-' "
+            "starting with a letter or digit. Pass another name (--name)."
+        )
+    if port is not None and not 0 <= port <= 65535:
+        raise DeploymentError(
+            f"Invalid port {port}: expected 1-65535 (or none to pick a free port)."
+        )
+    if not timeout > 0:
+        raise DeploymentError(f"Invalid timeout {timeout}: expected a positive number of seconds.")
+    if workers < 1:
+        raise DeploymentError(f"Invalid number of workers {workers}: expected 1 or more.")
+    if env_manager not in SUPPORTED_ENV_MANAGERS:
+        raise DeploymentError(
+            f"Unsupported env manager {env_manager!r}: a deployment runs in this kernel's own "
+            "environment, so only 'local' is possible. Install the model's requirements here "
+            "and pass --env-manager local."
+        )
+
+
+def wait_for_ping(host: str, port: int, secret: str) -> None:
+    """Return once ``GET /ping`` answers 200; ``DeploymentError`` past the deadline."""
+    target = _WILDCARD_HOSTS.get(host, host)
+    deadline = time.monotonic() + PING_DEADLINE_SECONDS
+    last_problem = "no answer"
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(target, port, timeout=PING_DEADLINE_SECONDS)
+        try:
+            connection.request("GET", "/ping", headers={SECRET_HEADER: secret})
+            status = connection.getresponse().status
+            if status == 200:
+                return
+            last_problem = f"HTTP {status}"
+        except OSError as error:
+            last_problem = str(error)
+        finally:
+            connection.close()
+        time.sleep(0.01)  # retry pacing for a server still binding, not synchronisation
+    raise DeploymentError(
+        f"The scoring server on {host}:{port} did not answer /ping within "
+        f"{PING_DEADLINE_SECONDS:.0f} s ({last_problem}); it has been stopped. "
+        "Check the kernel's log for the server's error."
+    )
+
+
+class DeploymentTable:
+    """Every deployment this process serves, by name. All methods are thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._by_name: dict[str, Deployment] = {}
+        self._writer: threading.Thread | None = None
+        self._wake_writer = threading.Event()
+
+    def running(self) -> list[Deployment]:
+        """The running deployments, oldest first."""
+        with self._lock:
+            return sorted(self._by_name.values(), key=lambda d: d.started_at)
+
+    def get(self, name: str) -> Deployment | None:
+        with self._lock:
+            return self._by_name.get(name)
+
+    def serve(
+        self,
+        source: ModelSource,
+        *,
+        name: str,
+        port: int | None,
+        host: str,
+        timeout: float,
+        workers: int,
+        require_secret: bool,
+    ) -> tuple[Deployment, bool]:
+        """Start ``source`` as deployment ``name``, or swap it into the running one.
+
+        Returns the deployment and whether it was swapped. On any error nothing is left
+        started: no thread, no socket, no discovery file.
+        """
+        with self._lock:
+            existing = self._by_name.get(name)
+            if existing is not None:
+                if port not in (None, 0, existing.port):
+                    raise DeploymentError(
+                        f"Deployment {name!r} already serves on port {existing.port}, not {port}: "
+                        f"a model swap keeps the port. Stop it first (%unserve {name}) to move it, "
+                        "or pick another name."
+                    )
+                existing.swap(source)
+                return existing, True
+            deployment = self._start(source, name, port, host, timeout, workers, require_secret)
+            self._by_name[name] = deployment
+            deployment.publish()
+            self._ensure_writer()
+            return deployment, False
+
+    def _start(
+        self,
+        source: ModelSource,
+        name: str,
+        port: int | None,
+        host: str,
+        timeout: float,
+        workers: int,
+        require_secret: bool,
+    ) -> Deployment:
+        from jupyter_serve.server import ScoringServer, ServerOptions
+
+        secret = secrets.token_urlsafe(32)
+        options = ServerOptions(
+            host=host,
+            port=0 if port is None else port,
+            timeout=timeout,
+            workers=workers,
+            secret=secret,
+            require_secret=require_secret,
+        )
+        holder: list[Deployment] = []
+        server = ScoringServer(
+            source.model,
+            options,
+            model_uri=source.model_uri,
+            version=source.version,
+            on_remote_stop=lambda: self._stop_soon(holder),
+        )
+        try:
+            server.start()
+            wait_for_ping(server.host, server.port, secret)
+        except BaseException:
+            server.stop()
+            raise
+        deployment = Deployment(
+            name,
+            source,
+            server,
+            secret=secret,
+            require_secret=require_secret,
+            kernel_id=current_kernel_id(),
+            proxy_url=proxy_url(deployment_id(os.getpid(), name), jupyter_server_url()),
+            on_stop=self._stop_deployment,
+        )
+        holder.append(deployment)
+        return deployment
+
+    def stop(self, name: str) -> None:
+        """Stop deployment ``name``; ``DeploymentError`` naming the running ones if unknown."""
+        deployment = self.get(name)
+        if deployment is None:
+            running = ", ".join(sorted(self._by_name)) or "none"
+            raise DeploymentError(
+                f"No deployment named {name!r} in this process (running: {running})."
+            )
+        self._stop_deployment(deployment)
+
+    def stop_all(self) -> None:
+        """Stop every deployment and the discovery writer; safe at interpreter exit."""
+        for deployment in self.running():
+            with contextlib.suppress(Exception):
+                self._stop_deployment(deployment)
+        self._join_writer_if_idle()
+
+    def _stop_deployment(self, deployment: Deployment) -> None:
+        with self._lock:
+            if self._by_name.get(deployment.name) is deployment:
+                del self._by_name[deployment.name]
+        deployment.shut_down()
+        self._join_writer_if_idle()
+
+    def _stop_soon(self, holder: list[Deployment]) -> None:
+        # Called on the server's own thread, which stop() joins: stop from another thread.
+        if holder:
+            threading.Thread(
+                target=self._stop_deployment,
+                args=(holder[0],),
+                name=f"jupyter-serve-remote-stop-{holder[0].name}",
+                daemon=True,
+            ).start()
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            self._wake_writer.clear()
+            self._writer = threading.Thread(
+                target=self._write_records, name="jupyter-serve-discovery", daemon=True
+            )
+            self._writer.start()
+
+    def _write_records(self) -> None:
+        while True:
+            self._wake_writer.wait(METRICS_REFRESH_SECONDS)
+            with self._lock:
+                if not self._by_name:
+                    self._writer = None
+                    return
+                self._wake_writer.clear()
+                running = list(self._by_name.values())
+            for deployment in running:
+                with contextlib.suppress(Exception):  # a full disk must not kill the writer
+                    deployment.publish()
+
+    def _join_writer_if_idle(self) -> None:
+        with self._lock:
+            writer = self._writer if not self._by_name else None
+        if writer is not None and writer is not threading.current_thread():
+            self._wake_writer.set()
+            writer.join(timeout=5)

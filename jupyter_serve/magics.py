@@ -1,0 +1,174 @@
+"""``%serve``, ``%deployments`` and ``%unserve``: argument parsing, then a call into deployments.
+
+A mistake the user can fix (an unknown variable, a busy port, ...) is shown as one line
+(IPython's ``UsageError``), never a traceback, and starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
+
+from IPython import display as _display
+from IPython.core import magic as _magic
+from IPython.core import magic_arguments as _magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, magics_class
+
+from jupyter_serve.errors import JupyterServeError
+
+__all__ = ["ServeMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class _Decorator(Protocol):
+    def __call__(self, function: _Function, /) -> _Function: ...
+
+
+# IPython's magic_arguments is untyped; these are its signatures as used here.
+magic_arguments: Callable[[], _Decorator] = _magic_arguments.magic_arguments
+argument: Callable[..., _Decorator] = _magic_arguments.argument
+parse_argstring: Callable[[Callable[..., Any], str], Any] = _magic_arguments.parse_argstring
+# Typed upstream in a way that rejects methods; this is how it behaves.
+line_magic = cast(Callable[[str], _Decorator], _magic.line_magic)
+display: Callable[..., None] = _display.display
+
+
+def _looks_like_variable(source: str) -> bool:
+    return source.isidentifier() and not os.path.exists(source)
+
+
+@magics_class
+class ServeMagics(Magics):
+    """The jupyter-serve magics; registered by ``%load_ext jupyter_serve``."""
+
+    @magic_arguments()
+    @argument(
+        "source",
+        help="A model URI (models:/spam/Production, models:/spam@champion, models:/spam/3, "
+        "a model directory, ...) or the name of a notebook variable holding a model.",
+    )
+    @argument(
+        "--name",
+        help="The deployment's name (default: the registered model's name or the variable's). "
+        "Serving again under a running name swaps the model in place, on the same port.",
+    )
+    @argument(
+        "-p", "--port", type=int, default=None, help="Port to listen on (default: a free one)."
+    )
+    @argument(
+        "-h",
+        "--host",
+        default="127.0.0.1",
+        help="Address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network).",
+    )
+    @argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="Seconds one request may take before the client gets 504 (default 60).",
+    )
+    @argument(
+        "-w",
+        "--workers",
+        type=int,
+        default=1,
+        help="Worker processes sharing the port (default 1: a thread of this kernel).",
+    )
+    @argument(
+        "--env-manager",
+        default="local",
+        help="Only 'local' (this kernel's environment); accepted for mlflow compatibility.",
+    )
+    @argument(
+        "--require-secret",
+        action="store_true",
+        help="Require the X-Jupyter-Serve-Secret header on every route, so only the Jupyter "
+        "proxy (or who knows the secret) can call the port directly.",
+    )
+    @line_magic("serve")
+    def serve_magic(self, line: str) -> None:
+        """Serve a model over HTTP from this kernel, wire-compatible with `mlflow models serve`.
+
+        Returns once the server answers /ping, and shows its URL and a ready-to-paste curl.
+        """
+        from jupyter_serve._deployments import ModelSource, load_uri, serve_source, wrap_object
+        from jupyter_serve._deployments._display import ServeSummary
+
+        args = parse_argstring(self.serve_magic, line)
+        user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        try:
+            source: ModelSource
+            if args.source in user_ns and args.source.isidentifier():
+                source = wrap_object(user_ns[args.source], label=args.source)
+            elif _looks_like_variable(args.source):
+                raise UsageError(
+                    f"No variable named {args.source!r} in this notebook, and no model directory "
+                    "of that name: expected a variable holding a model (run the cell defining it "
+                    "first) or a model URI such as models:/spam/Production."
+                )
+            else:
+                source = load_uri(args.source)
+            deployment, swapped = serve_source(
+                source,
+                name=args.name,
+                port=args.port,
+                host=args.host,
+                timeout=args.timeout,
+                workers=args.workers,
+                env_manager=args.env_manager,
+                require_secret=args.require_secret,
+            )
+        except JupyterServeError as error:
+            raise UsageError(str(error)) from None
+        display(ServeSummary(deployment, swapped=swapped, picked_port=args.port is None))
+
+    @line_magic("deployments")
+    def deployments_magic(self, line: str) -> None:
+        """List this kernel's deployments: name, source, version, URL, status, traffic."""
+        from jupyter_serve._deployments import deployments
+        from jupyter_serve._deployments._display import DeploymentListing
+
+        if line.strip():
+            raise UsageError(f"%deployments takes no arguments, got {line.strip()!r}.")
+        display(DeploymentListing(deployments()))
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="The deployment to stop.")
+    @argument("--all", action="store_true", help="Stop every deployment of this kernel.")
+    @line_magic("unserve")
+    def unserve_magic(self, line: str) -> None:
+        """Stop a deployment (or --all of them) and free its port."""
+        from jupyter_serve._deployments import deployments, stop
+
+        args = parse_argstring(self.unserve_magic, line)
+        if args.all == (args.name is not None):
+            running = ", ".join(d.name for d in deployments()) or "none"
+            raise UsageError(f"%unserve needs one deployment name or --all (running: {running}).")
+        try:
+            if args.all:
+                count = len(deployments())
+                stop(all=True)
+                print(f"Stopped {count} deployment{'s' if count != 1 else ''}.")
+            else:
+                stop(args.name)
+                print(f"Stopped {args.name!r}; its port is free.")
+        except JupyterServeError as error:
+            raise UsageError(str(error)) from None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext jupyter_serve``)."""
+    ipython.register_magics(ServeMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Unregister the magics; running deployments keep running (``%unserve --all`` stops them)."""
+    manager = ipython.magics_manager
+    for kind, names in ServeMagics.magics.items():
+        for magic_name in names:
+            manager.magics[kind].pop(magic_name, None)
+    manager.registry.pop(ServeMagics.__name__, None)
