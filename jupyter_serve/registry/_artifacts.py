@@ -1,0 +1,191 @@
+"""Model artifacts on their way into a registry: staged, checked, then moved in whole.
+
+A registry never writes into its final artifact directories piece by piece: the model is
+saved or copied into a private staging directory first and checked to load, and only then
+renamed into place (one atomic rename), so a failure anywhere leaves no half directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from jupyter_serve.errors import InvalidModelError, MissingDependencyError
+from jupyter_serve.uris import LocalPathRef, parse_model_uri
+
+MLMODEL_FILE = "MLmodel"
+
+
+def is_model_source_path(model: Any) -> bool:
+    """True when ``model`` names a directory (a path or text) rather than being a live object."""
+    return isinstance(model, (str, os.PathLike))
+
+
+def source_directory(model: str | os.PathLike[str]) -> Path:
+    """The MLflow model directory ``model`` names; ``InvalidModelError`` if it is not one."""
+    text = os.fspath(model)
+    reference = parse_model_uri(text)
+    if not isinstance(reference, LocalPathRef):
+        raise InvalidModelError(
+            f"register a model from a live object or an MLflow model directory, not {text!r}; "
+            "to copy a registered version, resolve it first with resolve_model_uri(uri).path"
+        )
+    return check_model_directory(reference.path)
+
+
+def check_model_directory(path: Path) -> Path:
+    """``path`` made absolute if it is a directory holding an MLmodel file.
+
+    Raises ``InvalidModelError`` saying what is there instead.
+    """
+    absolute = path.expanduser().absolute()
+    if not absolute.exists():
+        raise InvalidModelError(
+            f"no model directory at {absolute}: nothing exists there; give the path of an "
+            "MLflow model directory (one holding an MLmodel file)"
+        )
+    if not absolute.is_dir():
+        raise InvalidModelError(
+            f"{absolute} is a file, not a model directory; give the directory holding MLmodel"
+        )
+    if not (absolute / MLMODEL_FILE).is_file():
+        raise InvalidModelError(
+            f"{absolute} has no MLmodel file, so it is not an MLflow model directory; save the "
+            "model with jupyter_serve.register_model or mlflow.<flavor>.save_model first"
+        )
+    return absolute
+
+
+def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    """The parsed MLmodel file of ``model_dir``; ``InvalidModelError`` if it is unreadable."""
+    mlmodel = model_dir / MLMODEL_FILE
+    try:
+        content = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InvalidModelError(
+            f"{mlmodel} cannot be read as YAML ({error}); the model directory is corrupt"
+        ) from error
+    if not isinstance(content, dict) or not isinstance(content.get("flavors"), dict):
+        raise InvalidModelError(
+            f"{mlmodel} has no 'flavors' mapping, so no loader can read this model; "
+            "the model directory is corrupt or not an MLflow model"
+        )
+    return content
+
+
+def signature_summary(model_dir: Path) -> str | None:
+    """A one-line human summary of the model's signature, e.g. ``text: string -> string``.
+
+    ``None`` when the model has no signature or it cannot be read.
+    """
+    try:
+        signature = read_mlmodel(model_dir).get("signature")
+    except InvalidModelError:
+        return None
+    if not isinstance(signature, dict) or not signature.get("inputs"):
+        return None
+    inputs = _describe_schema(signature.get("inputs"))
+    outputs = _describe_schema(signature.get("outputs"))
+    return f"{inputs} -> {outputs}" if outputs else inputs
+
+
+def _describe_schema(schema_json: Any) -> str:
+    try:
+        columns = json.loads(schema_json) if isinstance(schema_json, str) else schema_json
+    except ValueError:
+        return "?"
+    if not isinstance(columns, list):
+        return ""
+    described = []
+    for column in columns:
+        if not isinstance(column, dict):
+            continue
+        kind = column.get("type", "?")
+        if kind == "tensor":
+            spec = column.get("tensor-spec", {})
+            kind = f"tensor {spec.get('dtype', '?')}{tuple(spec.get('shape', ()))}"
+        name = column.get("name")
+        described.append(f"{name}: {kind}" if name is not None else str(kind))
+    return ", ".join(described)
+
+
+def make_staging_dir(staging_root: Path) -> Path:
+    """A new private directory under ``staging_root`` (on the registry's file system)."""
+    staging_root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="incoming-", dir=staging_root))
+
+
+def stage_model(
+    model: Any,
+    staging_dir: Path,
+    *,
+    signature: Any = None,
+    input_example: Any = None,
+) -> tuple[Path, str]:
+    """Write ``model`` as an MLflow model directory inside ``staging_dir``, checked to load.
+
+    Returns the staged directory and a description of where the model came from. Raises
+    ``InvalidModelError`` for an object without ``predict``, a directory that is not an MLflow
+    model, or an artifact that does not load. The caller removes ``staging_dir`` on failure.
+    """
+    target = staging_dir / "model"
+    if is_model_source_path(model):
+        source_dir = source_directory(model)
+        read_mlmodel(source_dir)
+        shutil.copytree(source_dir, target, symlinks=False)
+        source = str(source_dir)
+    else:
+        if not callable(getattr(model, "predict", None)):
+            raise InvalidModelError(
+                f"an object of type {type(model).__module__}.{type(model).__qualname__} has no "
+                "predict method, so it cannot be served; register a fitted estimator, a "
+                "pipeline, or any object with predict(), or an MLflow model directory"
+            )
+        models_api = _models_api()
+        if models_api is None:
+            raise MissingDependencyError(
+                "saving a live object needs jupyter_serve.models, which is not importable here; "
+                "register an MLflow model directory instead"
+            )
+        models_api.save_model(model, target, signature=signature, input_example=input_example)
+        source = f"live object {type(model).__module__}.{type(model).__qualname__}"
+    read_mlmodel(target)
+    _check_loads(target)
+    return target, source
+
+
+def _check_loads(model_dir: Path) -> None:
+    """Load the staged model once, so a corrupt artifact is refused before it is registered."""
+    models_api = _models_api()
+    if models_api is None:
+        return
+    try:
+        models_api.load_model(model_dir)
+    except MissingDependencyError:
+        # Not corrupt, only unservable in this environment: keep it, serving will say why.
+        return
+    except InvalidModelError:
+        raise
+    except Exception as error:
+        raise InvalidModelError(
+            f"the model at {model_dir} does not load ({type(error).__name__}: {error}); "
+            "the artifact is corrupt or needs a package that is not installed"
+        ) from error
+
+
+def _models_api() -> ModuleType | None:
+    # The models package is written in parallel; until it exports save_model/load_model the
+    # registry still copies and resolves model directories.
+    try:
+        module = importlib.import_module("jupyter_serve.models")
+    except ImportError:
+        return None
+    return module if hasattr(module, "load_model") and hasattr(module, "save_model") else None

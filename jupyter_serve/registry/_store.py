@@ -1,0 +1,133 @@
+"""The SQLite file behind the embedded registry: connections, schema, transactions.
+
+WAL lets readers go on while one writer works; writers take the lock up front
+(``BEGIN IMMEDIATE``) so a version number read inside a transaction is still free when the
+row is inserted, and wait for each other through the busy timeout rather than failing.
+A connection lives for one transaction: that keeps every call safe across threads and
+processes at the cost of an open(), which SQLite makes cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from jupyter_serve.errors import RegistryError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 60.0
+DATABASE_FILE = "registry.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registered_models (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    last_version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    description TEXT,
+    artifact_dir TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+"""
+
+UNWRITABLE_HINT = "set JUPYTER_SERVE_REGISTRY to a directory you can write, or fix the permissions"
+
+
+def unwritable_error(root: Path, error: BaseException) -> RegistryError:
+    """The error for a registry location that cannot be created or written."""
+    return RegistryError(
+        f"the model registry at {root} cannot be written ({error}); {UNWRITABLE_HINT}"
+    )
+
+
+class RegistryDatabase:
+    """The metadata database of one registry directory. Thread-safe; process-safe."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / DATABASE_FILE
+        self._initialised = False
+
+    def ensure_root(self) -> None:
+        """Create the registry directory and schema on first use (idempotent)."""
+        if self._initialised and self.path.exists():
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unwritable_error(self.root, error) from error
+        if not self.root.is_dir():
+            raise unwritable_error(self.root, NotADirectoryError("it is not a directory"))
+        with self._connection() as connection:
+            self._run(connection, "PRAGMA journal_mode=WAL")
+            self._run(connection, "BEGIN IMMEDIATE")
+            try:
+                # executescript() would commit first; one statement at a time stays atomic.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        self._initialised = True
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        ``write=True`` takes the write lock at once (waiting up to the busy timeout for other
+        writers), so reads inside the block see the state the writes will be applied to.
+        """
+        self.ensure_root()
+        with self._connection() as connection:
+            self._run(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield connection
+                self._run(connection, "COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+        except sqlite3.Error as error:
+            raise unwritable_error(self.root, error) from error
+        try:
+            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            yield connection
+        except sqlite3.OperationalError as error:
+            message = str(error).lower()
+            if "readonly" in message or "unable to open" in message or "disk i/o" in message:
+                raise unwritable_error(self.root, error) from error
+            raise RegistryError(
+                f"the model registry database {self.path} failed: {error}; retry, and if it "
+                f"persists, {UNWRITABLE_HINT}"
+            ) from error
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _run(connection: sqlite3.Connection, statement: str) -> None:
+        connection.execute(statement)
