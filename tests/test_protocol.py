@@ -1,0 +1,261 @@
+"""The scoring protocol's pure functions on their own: content types, parsing, rendering, errors.
+
+The answers expected here are MLflow 3.17.2's, observed on its live server; the differential
+suite (tests/test_differential.py) checks the same against the real thing over HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jupyter_serve.protocol import (
+    ScoringError,
+    body_too_large_response,
+    method_not_allowed_response,
+    not_found_response,
+    parse_invocation,
+    ping_response,
+    render_predictions,
+    timeout_response,
+    version_response,
+)
+
+UNSIGNED = SimpleNamespace(signature=None)
+SPLIT_BODY = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4]]}}'
+
+
+def parse(body: bytes, content_type: str | None = "application/json") -> Any:
+    return parse_invocation(body, content_type, UNSIGNED)
+
+
+def refusal(body: bytes, content_type: str | None = "application/json") -> ScoringError:
+    with pytest.raises(ScoringError) as caught:
+        parse(body, content_type)
+    return caught.value
+
+
+def error_json(error: ScoringError) -> dict[str, Any]:
+    response = error.to_response()
+    assert response.content_type == "application/json"
+    decoded: dict[str, Any] = json.loads(response.body)
+    return decoded
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/json; charset=Utf-8",
+    ],
+)
+def test_json_content_types_that_mlflow_accepts(content_type: str) -> None:
+    assert parse(SPLIT_BODY, content_type).rows == 2
+
+
+@pytest.mark.parametrize(
+    ("content_type", "words"),
+    [
+        ("application/json; charset=latin-1", "only supports UTF-8"),
+        ("application/json; format=pandas-split", "Unrecognized content type parameters: format"),
+        ("application/json;charset = utf-8", "Unrecognized content type parameters: charset "),
+        ("text/plain", "'text/plain'"),
+        ("Application/JSON", "application/vnd.apache.parquet"),
+        ("text/plain; charset=latin-1", "only supports UTF-8"),
+        (None, "no Content-Type header"),
+    ],
+)
+def test_content_types_refused_with_415_json(content_type: str | None, words: str) -> None:
+    error = refusal(SPLIT_BODY, content_type)
+    assert error.status == 415
+    assert words in error_json(error)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{nope", "valid JSON"),
+        (b"", "valid JSON"),
+        (b'{"inputs": "\xff"}', "valid JSON"),
+        (b"[1, 2]", "Received a list"),
+        (b"3", "unexpected input type"),
+        (b'{"foo": 1}', "exactly one of the input fields"),
+        (b'{"inputs": [1], "instances": [1]}', "exactly one of the input fields"),
+        (b'{"dataframe_split": [[1]]}', "must be a dictionary. Got list"),
+        (b'{"dataframe_split": {"data": [[1]], "x": 1}}', "must have 'data' field"),
+        (b'{"dataframe_split": {"columns": ["a"]}}', "must have 'data' field"),
+        (b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}', "'split' format"),
+        (b'{"dataframe_records": {"a": 1}}', "list of records. Got dictionary"),
+    ],
+)
+def test_unreadable_json_bodies_are_400_bad_request(body: bytes, words: str) -> None:
+    error = refusal(body)
+    fields = error_json(error)
+    assert (error.status, fields["error_code"]) == (400, "BAD_REQUEST")
+    assert words in fields["message"]
+    assert (fields["sqlstate"], fields["error_class"]) == ("KAM00", "INVALID_PARAMETER_VALUE")
+    assert "stack_trace" not in fields
+
+
+def test_split_builds_the_frame_pandas_builds() -> None:
+    request = parse(SPLIT_BODY)
+    expected = pd.DataFrame({"a": [1, 3], "b": [2.5, 4.0]})
+    pd.testing.assert_frame_equal(request.data, expected)
+    assert (request.rows, request.params, request.wrap_predictions) == (2, None, True)
+
+
+def test_split_index_longer_than_one_row_is_broadcast_as_in_mlflow() -> None:
+    body = b'{"dataframe_split": {"columns": ["a"], "data": [[1]], "index": [5, 6]}}'
+    assert parse(body).data["a"].tolist() == [1, 1]
+
+
+def test_records_and_params() -> None:
+    request = parse(b'{"dataframe_records": [{"a": 1}, {"a": 2}], "params": {"k": 3}, "x": 0}')
+    assert request.data["a"].tolist() == [1, 2]
+    assert request.params == {"k": 3}
+
+
+def test_params_that_are_not_a_dict_are_ignored_without_a_params_schema() -> None:
+    assert parse(b'{"inputs": [1], "params": [1, 2]}').params is None
+
+
+def test_instances_rows_become_columns() -> None:
+    data = parse(b'{"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}').data
+    assert set(data) == {"a", "b"}
+    assert data["a"].tolist() == [1, 2]
+    assert data["b"].tolist() == ["x", "y"]
+
+
+def test_instances_with_columns_of_different_lengths_are_refused() -> None:
+    error = refusal(b'{"instances": [{"a": 1, "b": 2}, {"a": 2}]}')
+    assert "not the same" in error.message
+
+
+def test_inputs_list_becomes_an_array() -> None:
+    request = parse(b'{"inputs": [[1, 2], [3, 4]]}')
+    assert isinstance(request.data, np.ndarray)
+    assert request.data.shape == (2, 2)
+    assert request.rows is None
+
+
+@pytest.mark.parametrize("key", ["messages", "prompt", "input"])
+def test_llm_payloads_are_passed_whole_and_not_wrapped(key: str) -> None:
+    body = json.dumps({key: "hello", "temperature": 0.1}).encode()
+    request = parse(body)
+    assert request.data == {key: "hello", "temperature": 0.1}
+    assert request.params == {}
+    assert request.wrap_predictions is False
+
+
+def test_csv_needs_a_header_and_reports_parse_failures_with_a_stack_trace() -> None:
+    frame = parse(b"a,b\n1,2\n3,4\n", "text/csv").data
+    assert frame.to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+    fields = error_json(refusal(b"", "text/csv"))
+    assert fields["error_code"] == "BAD_REQUEST"
+    assert "stack_trace" in fields
+
+
+def test_csv_that_is_not_utf8_is_400_without_stack_trace() -> None:
+    fields = error_json(refusal(b"a\n\xff\n", "text/csv"))
+    assert fields["error_code"] == "BAD_REQUEST"
+    assert "UTF-8" in fields["message"]
+    assert "stack_trace" not in fields
+
+
+def test_parquet_round_trip_and_garbage() -> None:
+    frame = pd.DataFrame({"a": [1.5, 2.5], "t": ["x", "y"]})
+    body = frame.to_parquet()
+    parsed = parse(body, "application/vnd.apache.parquet").data
+    assert parsed.to_dict("list") == frame.to_dict("list")
+    fields = error_json(refusal(b"not parquet", "application/vnd.apache.parquet"))
+    assert fields["error_code"] == "BAD_REQUEST"
+    assert "stack_trace" in fields
+
+
+def rendered(predictions: Any, *, wrap: bool = True) -> str:
+    response = render_predictions(predictions, wrap=wrap)
+    assert (response.status, response.content_type) == (200, "application/json")
+    return response.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("predictions", "body"),
+    [
+        (np.array(["spam", "ham"]), '{"predictions": ["spam", "ham"]}'),
+        (np.array([[0.25, 0.75]]), '{"predictions": [[0.25, 0.75]]}'),
+        (np.array([1, 2], dtype=np.int32), '{"predictions": [1, 2]}'),
+        ([1, "a", None], '{"predictions": [1, "a", null]}'),
+        (
+            pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}),
+            '{"predictions": [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]}',
+        ),
+        (pd.Series([0.5], name="s"), '{"predictions": [{"s": 0.5}]}'),
+        (pd.Series([7]), '{"predictions": [{"0": 7}]}'),
+        ({"k": np.float32(0.5)}, '{"predictions": {"k": 0.5}}'),
+        (np.int64(3), '{"predictions": 3}'),
+        ("text", '{"predictions": "text"}'),
+        (None, '{"predictions": null}'),
+        (dt.datetime(2024, 5, 1, 12, 30), '{"predictions": "2024-05-01T12:30:00"}'),
+        (b"\x00\x01", '{"predictions": "AAE=\\n"}'),
+        (np.array([b"ab"]), '{"predictions": ["YWI=\\n"]}'),
+        (
+            [float("nan"), float("inf"), -float("inf")],
+            '{"predictions": [NaN, Infinity, -Infinity]}',
+        ),
+    ],
+)
+def test_prediction_shapes(predictions: Any, body: str) -> None:
+    assert rendered(predictions) == body
+
+
+def test_unwrapped_predictions_for_llm_payloads() -> None:
+    assert rendered({"choices": [1]}, wrap=False) == '{"choices": [1]}'
+
+
+def test_nan_is_written_as_mlflow_writes_it_and_python_clients_read_it_back() -> None:
+    decoded = json.loads(rendered(np.array([np.nan])))
+    assert math.isnan(decoded["predictions"][0])
+
+
+def test_unserializable_predictions_raise_type_error() -> None:
+    with pytest.raises(TypeError):
+        render_predictions(object(), wrap=True)
+
+
+def test_error_json_fields_in_mlflow_order() -> None:
+    error = ScoringError(400, "BAD_REQUEST", "nope", stack_trace="Traceback ...")
+    assert list(error_json(error)) == [
+        "error_code",
+        "message",
+        "sqlstate",
+        "error_class",
+        "stack_trace",
+    ]
+    schema = ScoringError(
+        400, "INVALID_PARAMETER_VALUE", "m", error_class="SCHEMA_ENFORCEMENT_FAILED"
+    )
+    assert error_json(schema)["sqlstate"] == "KAM01"
+
+
+def test_fixed_answers() -> None:
+    assert ping_response().body == b"\n"
+    assert ping_response().content_type == "application/json"
+    assert version_response().status == 200
+    assert json.loads(not_found_response().body) == {"detail": "Not Found"}
+    not_allowed = method_not_allowed_response(["GET"])
+    assert (not_allowed.status, not_allowed.headers) == (405, (("Allow", "GET"),))
+    timeout = timeout_response(2.5)
+    assert timeout.status == 504
+    assert "2.5 seconds" in json.loads(timeout.body)["message"]
+    too_large = body_too_large_response(1024)
+    assert too_large.status == 413
+    assert "1024 bytes" in json.loads(too_large.body)["message"]
