@@ -21,6 +21,8 @@ from jupyter_serve.errors import (
 if TYPE_CHECKING:
     from jupyter_serve._deployments import Deployment, deployments, serve, stop
     from jupyter_serve.magics import load_ipython_extension, unload_ipython_extension
+    from jupyter_serve.registry import register_model
+    from jupyter_serve.widgets import dashboard
 
 # Imported on first use: `import jupyter_serve` stays cheap (no Tornado, no IPython).
 _LAZY_ATTRIBUTES = {
@@ -30,6 +32,8 @@ _LAZY_ATTRIBUTES = {
     "stop": "jupyter_serve._deployments",
     "load_ipython_extension": "jupyter_serve.magics",
     "unload_ipython_extension": "jupyter_serve.magics",
+    "register_model": "jupyter_serve.registry",
+    "dashboard": "jupyter_serve.widgets",
 }
 
 
@@ -44,6 +48,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter Server's entry point: the extension lives in :mod:`jupyter_serve.serverext`."""
+    return [{"module": "jupyter_serve.serverext"}]
+
+
 __all__ = [
     "Deployment",
     "DeploymentError",
@@ -54,8 +63,10 @@ __all__ = [
     "RegistryError",
     "SchemaEnforcementError",
     "__version__",
+    "dashboard",
     "deployments",
     "load_ipython_extension",
+    "register_model",
     "serve",
     "stop",
     "unload_ipython_extension",

@@ -1,0 +1,293 @@
+"""The deployments dashboard: every deployment of this kernel, live, with its controls.
+
+One background writer refreshes the figures a couple of times per second, and only writes a
+widget value when it changed: no flicker, no traffic while nothing happens. Widget state may be
+set from that thread (ipykernel >= 7); output areas never are.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from jupyter_serve._deployments._display import DeploymentListing
+from jupyter_serve.widgets._sparkline import TrafficHistory, sparkline_svg
+from jupyter_serve.widgets._tryit import TryItPanel
+
+if TYPE_CHECKING:
+    from jupyter_serve._deployments import Deployment
+
+REFRESH_SECONDS = 0.5
+NO_VALUE = "-"
+ERROR_STYLE = "color:var(--jp-error-color1, #d32f2f)"
+SUCCESS_STYLE = "color:var(--jp-success-color1, #388e3c)"
+IN_MEMORY_PREFIX = "in-memory:"
+
+
+def _uptime(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _latency(metrics: dict[str, Any], key: str) -> str:
+    value = (metrics.get("latency_ms") or {}).get(key)
+    return f"{value:.1f} ms" if isinstance(value, (int, float)) else NO_VALUE
+
+
+def swap_choices(model_uri: str) -> list[tuple[str, str]]:
+    """(label, URI) pairs a registry deployment can swap to: its versions, stages and aliases."""
+    from jupyter_serve.registry import default_registry
+    from jupyter_serve.uris import AliasRef, LatestVersionRef, StageRef, VersionRef, parse_model_uri
+
+    try:
+        reference = parse_model_uri(model_uri)
+    except Exception:
+        return []
+    if not isinstance(reference, (VersionRef, LatestVersionRef, StageRef, AliasRef)):
+        return []
+    name = reference.name
+    try:
+        versions = default_registry().list_versions(name)
+    except Exception:
+        return []
+    choices: list[tuple[str, str]] = []
+    for version in sorted(versions, key=lambda v: -v.version):
+        aliases = "".join(f" @{alias}" for alias in version.aliases)
+        label = f"version {version.version} ({version.stage.value}){aliases}"
+        choices.append((label, f"models:/{name}/{version.version}"))
+    for alias in sorted({a for v in versions for a in v.aliases}):
+        choices.append((f"alias @{alias}", f"models:/{name}@{alias}"))
+    stages = sorted({v.stage.value for v in versions if v.stage.value != "None"})
+    choices += [(f"stage {stage}", f"models:/{name}/{stage}") for stage in stages]
+    choices.append(("latest", f"models:/{name}/latest"))
+    return choices
+
+
+class DeploymentCard(widgets.VBox):  # type: ignore[misc]
+    """One deployment: its figures, charts and the stop / restart / swap / try controls."""
+
+    def __init__(self, deployment: Deployment, on_replaced: Callable[[Deployment], None]) -> None:
+        self.deployment = deployment
+        self._on_replaced = on_replaced
+        self.history = TrafficHistory()
+        self.summary = widgets.HTML()
+        self.charts = widgets.HTML()
+        self.feedback = widgets.HTML()
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+        self.restart_button = widgets.Button(description="Restart", icon="refresh")
+        self.swap_choice = widgets.Dropdown(
+            description="Swap to", layout=widgets.Layout(width="330px")
+        )
+        self.swap_button = widgets.Button(description="Swap", icon="exchange")
+        self.try_button = widgets.Button(description="Try it", icon="paper-plane")
+        self.try_area = widgets.VBox()
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.restart_button.on_click(lambda _b: self.restart())
+        self.swap_button.on_click(lambda _b: self.swap(self.swap_choice.value))
+        self.try_button.on_click(lambda _b: self.toggle_try_it())
+        controls = [self.stop_button, self.restart_button, self.try_button]
+        self.refresh_swap_choices()
+        swap_row = [self.swap_choice, self.swap_button] if self.swap_choice.options else []
+        super().__init__(
+            [
+                self.summary,
+                self.charts,
+                widgets.HBox(controls + swap_row),
+                self.feedback,
+                self.try_area,
+            ],
+            layout=widgets.Layout(
+                border="1px solid var(--jp-border-color2, #ddd)", padding="6px", margin="4px 0"
+            ),
+        )
+        self.refresh()
+
+    def refresh_swap_choices(self) -> None:
+        choices = swap_choices(self.deployment.model_uri)
+        self.swap_choice.options = choices
+        if choices:
+            self.swap_choice.value = choices[0][1]
+
+    def refresh(self) -> None:
+        """Bring the figures and charts up to date; writes only what changed."""
+        d = self.deployment
+        metrics = d.metrics
+        if d.status == "running":
+            self.history.add(
+                int(metrics.get("requests", 0)),
+                (metrics.get("latency_ms") or {}).get("p99"),
+                time.time(),
+            )
+        version = f" v{d.version}" if d.version else ""
+        proxy = (
+            f" · <a href='{html.escape(d.proxy_url)}' target='_blank'>proxied</a>"
+            if d.proxy_url
+            else ""
+        )
+        uptime = _uptime(time.time() - d.started_at) if d.status == "running" else NO_VALUE
+        summary = (
+            f"<b>{html.escape(d.name)}</b> <span>[{html.escape(d.status)}]</span> "
+            f"{html.escape(d.model_uri)}{html.escape(version)}<br>"
+            f"<a href='{html.escape(d.url)}/ping' target='_blank'>{html.escape(d.url)}</a>{proxy}"
+            f" · up {uptime} · {metrics.get('requests', 0)} requests"
+            f" · {metrics.get('errors', 0)} errors"
+            f" · p50 {_latency(metrics, 'p50')} · p99 {_latency(metrics, 'p99')}"
+        )
+        charts = (
+            sparkline_svg(
+                list(self.history.throughput),
+                label="requests per second",
+                unit="req/s",
+                color="#1976d2",
+            )
+            + " "
+            + sparkline_svg(
+                list(self.history.p99_ms), label="p99 latency", unit="ms", color="#e65100"
+            )
+        )
+        if self.summary.value != summary:
+            self.summary.value = summary
+        if self.charts.value != charts:
+            self.charts.value = charts
+        running = d.status == "running"
+        self.stop_button.disabled = not running
+        self.swap_button.disabled = not running or not self.swap_choice.options
+
+    def _act(self, doing: str, action: Callable[[], str]) -> None:
+        self.feedback.value = f"<i>{html.escape(doing)}…</i>"
+        try:
+            done = action()
+        except Exception as error:  # shown to the user; the dashboard keeps working
+            self.feedback.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(error))}</span>"
+        else:
+            self.feedback.value = f"<span style='{SUCCESS_STYLE}'>{html.escape(done)}</span>"
+        self.refresh()
+
+    def stop(self) -> None:
+        """Stop the deployment (as the Stop button does)."""
+
+        def action() -> str:
+            self.deployment.stop()
+            return f"Stopped; port {self.deployment.port} is free."
+
+        self._act(f"Stopping {self.deployment.name}", action)
+
+    def restart(self) -> None:
+        """Serve the same model again under the same name and port (as the Restart button does)."""
+
+        def action() -> str:
+            import jupyter_serve
+
+            d = self.deployment
+            if d.status == "running":
+                d.stop()
+            source: Any = d.model if d.model_uri.startswith(IN_MEMORY_PREFIX) else d.model_uri
+            fresh = jupyter_serve.serve(
+                source, name=d.name, port=d.port, host=d.host, require_secret=d.require_secret
+            )
+            self._replace(fresh)
+            return f"Restarted at {fresh.url}."
+
+        self._act(f"Restarting {self.deployment.name}", action)
+
+    def swap(self, model_uri: str) -> None:
+        """Swap the running deployment to ``model_uri`` in place (as the Swap button does)."""
+
+        def action() -> str:
+            import jupyter_serve
+
+            d = self.deployment
+            if d.status != "running":
+                raise RuntimeError(f"'{d.name}' is {d.status}: restart it before swapping.")
+            fresh = jupyter_serve.serve(
+                model_uri, name=d.name, port=d.port, host=d.host, require_secret=d.require_secret
+            )
+            self._replace(fresh)
+            return f"Now serving {fresh.model_uri} (version {fresh.version}) on the same port."
+
+        self._act(f"Swapping to {model_uri}", action)
+
+    def _replace(self, fresh: Deployment) -> None:
+        self.deployment = fresh
+        self._on_replaced(fresh)
+        self.refresh_swap_choices()
+        if self.try_area.children:
+            self.try_area.children = (TryItPanel(fresh),)
+
+    def toggle_try_it(self) -> None:
+        self.try_area.children = () if self.try_area.children else (TryItPanel(self.deployment),)
+
+    @property
+    def try_it(self) -> TryItPanel | None:
+        children = self.try_area.children
+        return children[0] if children else None
+
+
+class Dashboard(widgets.VBox):  # type: ignore[misc]
+    """Every deployment of this kernel, refreshed live by one throttled writer thread.
+
+    Deployments started after the dashboard appear on their own. ``close()`` stops the writer.
+    """
+
+    def __init__(self, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.cards: dict[str, DeploymentCard] = {}
+        self.empty = widgets.HTML(
+            "No deployments in this kernel yet. Start one with <code>%serve</code>."
+        )
+        super().__init__([self.empty])
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.sync()
+        self._writer = threading.Thread(
+            target=self._write_loop,
+            args=(refresh_seconds,),
+            name="jupyter-serve-dashboard",
+            daemon=True,
+        )
+        self._writer.start()
+
+    def sync(self) -> None:
+        """Add cards for new deployments and refresh every card's figures. Thread-safe."""
+        import jupyter_serve
+
+        with self._lock:
+            added = False
+            for deployment in jupyter_serve.deployments():
+                card = self.cards.get(deployment.name)
+                if card is None:
+                    self.cards[deployment.name] = DeploymentCard(deployment, self._adopt)
+                    added = True
+                elif card.deployment is not deployment and card.deployment.status != "running":
+                    card.deployment = deployment  # restarted or swapped elsewhere (%serve)
+            if added:
+                self.children = tuple(self.cards.values())
+            for card in self.cards.values():
+                card.refresh()
+
+    def _adopt(self, deployment: Deployment) -> None:
+        self.cards[deployment.name].deployment = deployment
+
+    def _write_loop(self, refresh_seconds: float) -> None:
+        while not self._closed.wait(refresh_seconds):
+            try:
+                self.sync()
+            except Exception:  # a glitch in one refresh must not end live updates
+                continue
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+    def __repr__(self) -> str:
+        return repr(DeploymentListing([card.deployment for card in self.cards.values()]))
+
+
+def dashboard() -> Dashboard:
+    """A live dashboard of this kernel's deployments, with stop/restart/swap and a try-it panel."""
+    return Dashboard()
