@@ -1,0 +1,227 @@
+"""Predictions off the IO loop, with the requests that arrive together merged into one call.
+
+A model costs far less per row in one call on many rows than in many one-row calls, so the
+batcher queues prepared requests and, on the next loop tick (no fixed wait: nothing is added
+to a lone request's latency), hands what is queued to a prediction thread. Requests whose
+inputs are DataFrames with the same columns and dtypes, no params, for the same row-wise
+model, are concatenated into one ``predict_prepared`` call and the predictions split back by
+row counts. That is the same answer as predicting each request alone; wherever it could not
+be (a failed merged call, predictions that do not line up with the rows), each request is
+predicted on its own, so one bad request never fails its neighbours.
+
+While every prediction thread is busy, requests keep queueing, so batches grow with the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from jupyter_serve.protocol import (
+    ScoringError,
+    ScoringResponse,
+    render_predictions,
+    run_prediction,
+)
+from jupyter_serve.server._responses import internal_error_response
+
+logger = logging.getLogger("jupyter_serve.server")
+
+
+@dataclass(eq=False)
+class _PendingPrediction:
+    model: Any
+    data: Any
+    params: dict[str, Any] | None
+    wrap: bool
+    merge_key: Hashable | None  # None: never merged with another request
+    answer: asyncio.Future[ScoringResponse] = field(repr=False)
+
+
+class PredictionBatcher:
+    """Queues prepared requests and answers each with its own `ScoringResponse`.
+
+    Not thread-safe: `submit` must be called on the event loop that owns the batcher; the
+    predictions themselves run on ``executor``.
+    """
+
+    def __init__(self, executor: Executor, *, max_batch_size: int, max_concurrent: int) -> None:
+        self._executor = executor
+        self._max_batch_size = max(1, max_batch_size)
+        self._max_concurrent = max(1, max_concurrent)
+        self._queue: deque[_PendingPrediction] = deque()
+        self._running = 0
+        self._flush_scheduled = False
+
+    def submit(
+        self, model: Any, data: Any, params: dict[str, Any] | None, *, wrap: bool
+    ) -> asyncio.Future[ScoringResponse]:
+        """Queue one prepared request; the future resolves to its response (never raises)."""
+        loop = asyncio.get_running_loop()
+        pending = _PendingPrediction(
+            model=model,
+            data=data,
+            params=params,
+            wrap=wrap,
+            merge_key=merge_key(model, data, params, wrap) if self._max_batch_size > 1 else None,
+            answer=loop.create_future(),
+        )
+        self._queue.append(pending)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return pending.answer
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        loop = asyncio.get_running_loop()
+        while self._queue and self._running < self._max_concurrent:
+            group = self._take_group()
+            self._running += 1
+            job = self._executor.submit(predict_group, group)
+            job.add_done_callback(partial(_post, loop, self._done, group))
+
+    def _take_group(self) -> list[_PendingPrediction]:
+        first = self._queue.popleft()
+        if first.merge_key is None:
+            return [first]
+        group, others = [first], deque[_PendingPrediction]()
+        while self._queue and len(group) < self._max_batch_size:
+            candidate = self._queue.popleft()
+            (group if candidate.merge_key == first.merge_key else others).append(candidate)
+        others.extend(self._queue)
+        self._queue = others
+        return group
+
+    def _done(self, group: list[_PendingPrediction], job: Future[list[ScoringResponse]]) -> None:
+        self._running -= 1
+        error = job.exception()
+        responses = job.result() if error is None else [internal_error_response()] * len(group)
+        if error is not None:
+            logger.error("prediction job failed", exc_info=error)
+        for pending, response in zip(group, responses, strict=True):
+            if not pending.answer.done():
+                pending.answer.set_result(response)
+        if self._queue and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    # RuntimeError: the server stopped while this prediction ran; nobody waits for it now.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def merge_key(model: Any, data: Any, params: dict[str, Any] | None, wrap: bool) -> Hashable | None:
+    """What must be equal for two requests to share one predict call; None if never.
+
+    Only DataFrames without params for a row-wise model merge, and only with frames of the
+    very same columns and dtypes, so that concatenating never casts a value.
+    """
+    if params or not wrap or not is_row_wise(model):
+        return None
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame) or data.columns.has_duplicates:
+        return None
+    return (id(model), params is None, tuple(data.columns), tuple(data.dtypes))
+
+
+def is_row_wise(model: Any) -> bool:
+    """Whether each output row of the model depends on its input row alone.
+
+    A model may say so with a boolean ``row_wise`` attribute; otherwise scikit-learn
+    estimators (and their subclasses) are, since predict, predict_proba, ... are per-sample
+    by the library's contract; nothing else is assumed to be.
+    """
+    declared = getattr(model, "row_wise", None)
+    if isinstance(declared, bool):
+        return declared
+    flavors = getattr(model, "flavors", None) or {}
+    loader = (flavors.get("python_function") or {}).get("loader_module")
+    if loader not in (None, "mlflow.sklearn"):
+        return False  # another loader's predict wraps the estimator and may look across rows
+    raw_type = type(getattr(model, "raw_model", None))
+    return any(cls.__module__.split(".", 1)[0] == "sklearn" for cls in raw_type.__mro__)
+
+
+def predict_group(group: Sequence[_PendingPrediction]) -> list[ScoringResponse]:
+    """Predict a group of mergeable requests in one call, or each alone when that fails.
+
+    Runs on a prediction thread. Never raises: every request gets a response.
+    """
+    if len(group) > 1:
+        merged = _predict_merged(group)
+        if merged is not None:
+            return merged
+        logger.debug("merged predict of %d requests failed; predicting each alone", len(group))
+    return [_predict_alone(pending) for pending in group]
+
+
+def _predict_alone(pending: _PendingPrediction) -> ScoringResponse:
+    try:
+        predictions = run_prediction(pending.model, pending.data, pending.params)
+        return render_predictions(predictions, wrap=pending.wrap)
+    except ScoringError as error:
+        return error.to_response()
+    except Exception:
+        logger.exception("unexpected failure while predicting")
+        return internal_error_response()
+
+
+def _predict_merged(group: Sequence[_PendingPrediction]) -> list[ScoringResponse] | None:
+    import pandas as pd
+
+    row_counts = [len(pending.data) for pending in group]
+    try:
+        merged = pd.concat([pending.data for pending in group], ignore_index=True)
+        predictions = run_prediction(group[0].model, merged, group[0].params)
+    except Exception:
+        return None
+    parts = split_rows(predictions, row_counts)
+    if parts is None:
+        return None
+    responses = []
+    for pending, part in zip(group, parts, strict=True):
+        try:
+            responses.append(render_predictions(part, wrap=pending.wrap))
+        except ScoringError as error:
+            responses.append(error.to_response())
+    return responses
+
+
+def split_rows(predictions: Any, row_counts: Sequence[int]) -> list[Any] | None:
+    """Cut predictions for concatenated inputs back into one part per input, or None when
+    they do not have exactly one leading entry per input row (then they cannot be split)."""
+    import numpy as np
+    import pandas as pd
+
+    total = sum(row_counts)
+    take: Callable[[slice], Any]
+    if isinstance(predictions, (pd.DataFrame, pd.Series)):
+        if len(predictions) != total:
+            return None
+        take = predictions.iloc.__getitem__
+    elif isinstance(predictions, np.ndarray):
+        if predictions.ndim == 0 or predictions.shape[0] != total:
+            return None
+        take = predictions.__getitem__
+    elif isinstance(predictions, list):
+        if len(predictions) != total:
+            return None
+        take = predictions.__getitem__
+    else:
+        return None
+    parts, start = [], 0
+    for count in row_counts:
+        parts.append(take(slice(start, start + count)))
+        start += count
+    return parts

@@ -1,0 +1,303 @@
+"""The Tornado application: thin handlers passing bytes and headers to the protocol functions.
+
+Every handler streams its body (`stream_request_body`), so the body limit is checked on the
+Content-Length header before a byte of the body is read, and on the running total for chunked
+bodies: an oversized request gets 413 and its connection is closed, unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from tornado.http1connection import HTTP1Connection
+from tornado.web import Application, RequestHandler, stream_request_body
+
+from jupyter_serve.protocol import (
+    ScoringError,
+    ScoringRequest,
+    ScoringResponse,
+    body_too_large_response,
+    method_not_allowed_response,
+    not_found_response,
+    parse_invocation,
+    ping_response,
+    prepare_input,
+    timeout_response,
+    version_response,
+)
+from jupyter_serve.server._batching import PredictionBatcher
+from jupyter_serve.server._metrics import ServerMetrics
+from jupyter_serve.server._options import ServerOptions
+from jupyter_serve.server._responses import (
+    forbidden_response,
+    internal_error_response,
+    stopping_response,
+)
+
+logger = logging.getLogger("jupyter_serve.server")
+
+SECRET_HEADER = "X-Jupyter-Serve-Secret"
+STOP_ROUTE = "/-/jupyter-serve/stop"
+# Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
+# them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
+_INLINE_PARSE_BYTES = 256 * 1024
+_UNLIMITED = 2**62
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model a request is answered with; replaced as a whole by a swap."""
+
+    model: Any
+    model_uri: str
+    version: str | None
+
+
+class ServingState:
+    """What the handlers share with the server object. ``current`` is swapped from any thread
+    (a single reference assignment); everything else is fixed while the server runs."""
+
+    def __init__(
+        self,
+        current: ServedModel,
+        options: ServerOptions,
+        metrics: ServerMetrics,
+        batcher: PredictionBatcher,
+        executor: Executor,
+        on_remote_stop: Callable[[], None] | None,
+    ) -> None:
+        self.current = current
+        self.options = options
+        self.metrics = metrics
+        self.batcher = batcher
+        self.executor = executor
+        self.on_remote_stop = on_remote_stop
+
+
+@stream_request_body
+class _ScoringHandler(RequestHandler):
+    # Every verb reaches prepare(), which answers 405 in the protocol's words.
+    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+    allowed_methods: tuple[str, ...] = ()
+
+    def initialize(self, state: ServingState) -> None:
+        self._state = state
+        self._started = time.perf_counter()
+        self._body_chunks: list[bytes] = []
+        self._body_size = 0
+        self._counted = False
+
+    def prepare(self) -> None:
+        self._state.metrics.request_started()
+        self._counted = True
+        if self._state.options.require_secret and not self._has_secret():
+            self._answer(forbidden_response())
+            return
+        limit = self._state.options.max_body_bytes
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            self._answer(body_too_large_response(limit))
+            return
+        # Tornado's own limit answers a bare 400 before data_received sees the chunk that
+        # crosses it; data_received enforces ours instead, on the running total.
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(_UNLIMITED)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._body_size += len(chunk)
+        if self._body_size > self._state.options.max_body_bytes:
+            self._body_chunks.clear()
+            self._answer(body_too_large_response(self._state.options.max_body_bytes))
+            return
+        self._body_chunks.append(chunk)
+
+    async def get(self) -> None:
+        await self._dispatch()
+
+    async def head(self) -> None:
+        await self._dispatch()
+
+    async def post(self) -> None:
+        await self._dispatch()
+
+    async def delete(self) -> None:
+        await self._dispatch()
+
+    async def patch(self) -> None:
+        await self._dispatch()
+
+    async def put(self) -> None:
+        await self._dispatch()
+
+    async def options(self) -> None:
+        await self._dispatch()
+
+    async def _dispatch(self) -> None:
+        if self._finished:
+            return
+        if self.request.method not in self.allowed_methods:
+            self._answer(method_not_allowed_response(self.allowed_methods))
+            return
+        self._answer(await self.respond())
+
+    async def respond(self) -> ScoringResponse:
+        """The answer to an allowed request; the subclass's route logic."""
+        raise NotImplementedError
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self._body_chunks)
+
+    def _has_secret(self) -> bool:
+        secret = self._state.options.secret
+        offered = self.request.headers.get(SECRET_HEADER)
+        if secret is None or offered is None:
+            return False
+        return hmac.compare_digest(offered.encode(), secret.encode())
+
+    def _answer(self, response: ScoringResponse) -> None:
+        self.set_status(response.status)
+        self.set_header("Content-Type", response.content_type)
+        for name, value in response.headers:
+            self.set_header(name, value)
+        self.finish(response.body)
+
+    def compute_etag(self) -> None:
+        return None  # answers are not cacheable; MLflow sends no ETag either
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            response = method_not_allowed_response(self.allowed_methods)
+        elif status_code == 404:
+            response = not_found_response()
+        else:
+            response = internal_error_response()
+        self.clear()
+        self._answer(response)
+
+    def on_finish(self) -> None:
+        if not self._counted:
+            return
+        latency = time.perf_counter() - self._started
+        status = self.get_status()
+        self._state.metrics.request_finished(status, latency)
+        if self._state.options.log_requests:
+            logger.info(
+                "%s %s %d %.1f ms", self.request.method, self.request.path, status, latency * 1000
+            )
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %d %.1f ms", self.request.method, self.request.path, status, latency * 1000
+            )
+
+
+class PingHandler(_ScoringHandler):
+    allowed_methods = ("GET",)
+
+    async def respond(self) -> ScoringResponse:
+        return ping_response()
+
+
+class VersionHandler(_ScoringHandler):
+    allowed_methods = ("GET",)
+
+    async def respond(self) -> ScoringResponse:
+        return version_response()
+
+
+class NotFoundHandler(_ScoringHandler):
+    allowed_methods = _ScoringHandler.SUPPORTED_METHODS
+
+    async def respond(self) -> ScoringResponse:
+        return not_found_response()
+
+
+class InvocationsHandler(_ScoringHandler):
+    allowed_methods = ("POST",)
+
+    async def respond(self) -> ScoringResponse:
+        state = self._state
+        served = state.current  # a swap from now on does not touch this request
+        body, content_type = self.body, self.request.headers.get("Content-Type")
+        deadline = self._started + state.options.timeout
+        try:
+            if len(body) <= _INLINE_PARSE_BYTES:
+                request, data, params = _parse_and_prepare(served.model, body, content_type)
+            else:
+                parsing = asyncio.get_running_loop().run_in_executor(
+                    state.executor, _parse_and_prepare, served.model, body, content_type
+                )
+                request, data, params = await asyncio.wait_for(
+                    asyncio.shield(parsing), _remaining(deadline)
+                )
+            answer = state.batcher.submit(served.model, data, params, wrap=request.wrap_predictions)
+            return await asyncio.wait_for(asyncio.shield(answer), _remaining(deadline))
+        except ScoringError as error:
+            return error.to_response()
+        except asyncio.TimeoutError:
+            return timeout_response(state.options.timeout)
+
+
+class StopHandler(_ScoringHandler):
+    allowed_methods = ("POST",)
+
+    async def respond(self) -> ScoringResponse:
+        if not self._has_secret():
+            return forbidden_response()
+        return stopping_response()
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        callback = self._state.on_remote_stop
+        if self.get_status() == 202 and callback is not None:
+            asyncio.get_running_loop().call_soon(_call_safely, callback)
+
+
+def _call_safely(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.exception("the remote-stop callback failed")
+
+
+def _parse_and_prepare(
+    model: Any, body: bytes, content_type: str | None
+) -> tuple[ScoringRequest, Any, dict[str, Any] | None]:
+    request = parse_invocation(body, content_type, model)
+    data, params = prepare_input(model, request)
+    return request, data, params
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.perf_counter())
+
+
+def make_application(state: ServingState) -> Application:
+    """The Tornado application of one deployment: MLflow's routes, plus the remote-stop
+    control route when the deployment has a secret."""
+    routes: list[Any] = [
+        (r"/ping", PingHandler, {"state": state}),
+        (r"/health", PingHandler, {"state": state}),
+        (r"/version", VersionHandler, {"state": state}),
+        (r"/invocations", InvocationsHandler, {"state": state}),
+    ]
+    if state.options.secret is not None:
+        routes.append((STOP_ROUTE, StopHandler, {"state": state}))
+    return Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"state": state},
+        # Per-request logging costs throughput: the handlers log only when asked.
+        log_function=lambda handler: None,
+        compress_response=False,
+    )

@@ -1,0 +1,32 @@
+"""How one scoring server is configured: the knobs of `mlflow models serve` and a few of ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything a `ScoringServer` needs besides its model.
+
+    The defaults are MLflow's (`mlflow models serve`): 127.0.0.1:5000, 60 s per request, one
+    worker, and the 100 MB body limit of MLflow's serving container.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 5000  # 0 picks a free port; the server's `port` then says which
+    timeout: float = 60.0  # seconds per request; past it the client gets 504
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger bodies get 413, unread
+    log_requests: bool = False
+    # Guards POST /-/jupyter-serve/stop (header X-Jupyter-Serve-Secret), and with
+    # `require_secret` every route, so that other local users cannot bypass Jupyter's auth.
+    secret: str | None = None
+    require_secret: bool = False
+    # Requests queued together are merged into one predict call of at most this many
+    # requests (when provably the same answer); 1 turns merging off.
+    max_batch_size: int = 64
+    # Predictions (merged or not) computed at the same time; more queue up and merge.
+    prediction_threads: int = 2

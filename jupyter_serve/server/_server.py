@@ -1,0 +1,251 @@
+"""One deployment's scoring server, on its own thread and event loop.
+
+ipykernel runs cells on its own event loop: a server sharing it would stop answering while a
+cell runs, and deadlock when a cell waits on it. So each server owns a thread running its own
+asyncio loop; other threads reach it only through ``call_soon_threadsafe`` (Tornado's one
+thread-safe entry point, ``IOLoop.add_callback``, is the same thing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from jupyter_serve.errors import DeploymentError
+from jupyter_serve.server._batching import PredictionBatcher
+from jupyter_serve.server._handlers import ServedModel, ServingState, make_application
+from jupyter_serve.server._metrics import ServerMetrics
+from jupyter_serve.server._options import ServerOptions
+
+logger = logging.getLogger("jupyter_serve.server")
+
+_START_TIMEOUT_SECONDS = 30.0
+_STOP_TIMEOUT_SECONDS = 30.0
+_CLOSE_CONNECTIONS_TIMEOUT_SECONDS = 5.0
+
+
+class ScoringServer:
+    """Serves one model over the MLflow scoring protocol from a thread of this process.
+
+    ``start``, ``stop``, ``swap_model`` and ``metrics`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        options: ServerOptions,
+        *,
+        model_uri: str,
+        version: str | None = None,
+        on_remote_stop: Callable[[], None] | None = None,
+    ) -> None:
+        if options.workers != 1:
+            raise DeploymentError(
+                f"ScoringServer runs one in-process server, but workers={options.workers} was "
+                "asked; use jupyter_serve.server.WorkerPool to serve with worker processes."
+            )
+        self.options = options
+        self.host = options.host
+        self.port = options.port
+        self._current = ServedModel(model, model_uri, version)
+        self._on_remote_stop = on_remote_stop
+        self._metrics = ServerMetrics()
+        self._lifecycle = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._state: ServingState | None = None
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the bound server (the real port when 0 was asked)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def metrics(self) -> ServerMetrics:
+        """Live traffic figures; ``metrics.snapshot()`` is safe from any thread."""
+        return self._metrics
+
+    @property
+    def model(self) -> Any:
+        """The model new requests are answered with."""
+        return self._current.model
+
+    @property
+    def model_uri(self) -> str:
+        return self._current.model_uri
+
+    @property
+    def version(self) -> str | None:
+        return self._current.version
+
+    @property
+    def is_running(self) -> bool:
+        """True from a successful `start` until the server thread has ended."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def start(self) -> None:
+        """Bind the socket and run the server on its own thread; return once it accepts
+        connections. Raises `DeploymentError` when the port is in use or the host cannot be
+        bound, or when the server was already started. Thread-safe."""
+        with self._lifecycle:
+            if self._thread is not None or self._stopped:
+                raise DeploymentError(
+                    f"the server for {self.model_uri} was already started; create a new "
+                    "ScoringServer to serve again."
+                )
+            sockets = bind_listening_sockets(self.host, self.port)
+            self.port = sockets[0].getsockname()[1]
+            ready = threading.Event()
+            failures: list[BaseException] = []
+            thread = threading.Thread(
+                target=self._run,
+                args=(sockets, ready, failures),
+                name=f"jupyter-serve-{self.port}",
+                daemon=True,
+            )
+            thread.start()
+            if not ready.wait(_START_TIMEOUT_SECONDS) or failures:
+                for sock in sockets:
+                    sock.close()
+                raise DeploymentError(
+                    f"the scoring server on {self.url} failed to start: "
+                    f"{failures[0] if failures else 'it did not become ready in time'}"
+                )
+            self._thread = thread
+
+    def stop(self) -> None:
+        """Stop serving, free the port and join the server thread. Idempotent and thread-safe.
+
+        Called from the server thread itself (e.g. by an ``on_remote_stop`` callback), it
+        schedules the stop and returns without waiting for it.
+        """
+        with self._lifecycle:
+            self._stopped = True
+            thread, loop, stop_requested = self._thread, self._loop, self._stop_requested
+        if thread is None or loop is None or stop_requested is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has already closed
+            loop.call_soon_threadsafe(stop_requested.set)
+        if threading.current_thread() is not thread:
+            thread.join(_STOP_TIMEOUT_SECONDS)
+
+    def swap_model(self, model: Any, *, model_uri: str, version: str | None) -> None:
+        """Answer new requests with ``model``; requests already received finish on the old
+        one. The port stays and no request fails. Thread-safe."""
+        served = ServedModel(model, model_uri, version)
+        self._current = served
+        state = self._state
+        if state is not None:
+            state.current = served
+
+    def serve_forever(self) -> None:
+        """Start if needed, then block until SIGINT or SIGTERM (or a remote stop) and stop
+        cleanly. Signals are only handled when called from the main thread."""
+        if self._thread is None:
+            self.start()
+        stop_signal = threading.Event()
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, lambda *_: stop_signal.set())
+        try:
+            while self.is_running and not stop_signal.wait(0.2):
+                pass
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stop()
+
+    def _run(
+        self, sockets: list[socket.socket], ready: threading.Event, failures: list[BaseException]
+    ) -> None:
+        try:
+            asyncio.run(self._serve(sockets, ready))
+        except BaseException as error:
+            failures.append(error)
+            logger.exception("the scoring server on %s failed", self.url)
+        finally:
+            ready.set()
+
+    async def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
+        options = self.options
+        executor = ThreadPoolExecutor(
+            max_workers=options.prediction_threads + 1,
+            thread_name_prefix=f"jupyter-serve-{self.port}-predict",
+        )
+        state = ServingState(
+            current=self._current,
+            options=options,
+            metrics=self._metrics,
+            batcher=PredictionBatcher(
+                executor,
+                max_batch_size=options.max_batch_size,
+                max_concurrent=options.prediction_threads,
+            ),
+            executor=executor,
+            on_remote_stop=self._on_remote_stop,
+        )
+        http_server = HTTPServer(make_application(state), max_body_size=options.max_body_bytes)
+        self._stop_requested = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._state = state
+        state.current = self._current  # a swap that raced the start-up wins
+        http_server.add_sockets(sockets)
+        ready.set()
+        try:
+            await self._stop_requested.wait()
+        finally:
+            http_server.stop()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    http_server.close_all_connections(), _CLOSE_CONNECTIONS_TIMEOUT_SECONDS
+                )
+            # A prediction past its timeout may still run; it finishes on its own thread.
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def bind_listening_sockets(
+    host: str, port: int, *, reuse_port: bool = False
+) -> list[socket.socket]:
+    """Listening sockets for ``host:port``, or a `DeploymentError` saying why there are none."""
+    try:
+        return bind_sockets(port, address=host, reuse_port=reuse_port)
+    except socket.gaierror as error:
+        raise DeploymentError(
+            f"cannot serve on host {host!r}: it does not resolve ({error.strerror}). "
+            "Expected an IP address or a name of this machine, such as 127.0.0.1 or 0.0.0.0."
+        ) from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise DeploymentError(
+                f"port {port} on {host} is already in use. Choose another port "
+                "(--port, or port 0 for a free one) or stop the server holding it."
+            ) from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise DeploymentError(
+                f"cannot serve on host {host!r}: it is not an address of this machine. "
+                "Use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)."
+            ) from None
+        if error.errno == errno.EACCES:
+            raise DeploymentError(
+                f"not allowed to listen on port {port} of {host} (ports below 1024 need "
+                "privileges). Choose a port above 1024."
+            ) from None
+        raise DeploymentError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}. Check the host and port."
+        ) from None

@@ -1,0 +1,126 @@
+"""Request merging: concurrent requests share predict calls yet each gets its own answer."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.linear_model import LogisticRegression
+
+from jupyter_serve.models import from_object
+from jupyter_serve.server import ScoringServer, ServerOptions
+
+COLUMNS = ["a", "b", "c"]
+
+
+class CallRecordingClassifier(LogisticRegression):
+    """A logistic regression that records the rows of each predict call and, while ``gate``
+    is closed, holds its calls so that requests queue up behind them."""
+
+    def __init__(self, C: float = 1.0) -> None:
+        super().__init__(C=C)
+        self.gate = threading.Event()
+        self.calls: list[int] = []
+
+    def predict(self, X: Any) -> Any:
+        self.calls.append(len(X))
+        if not self.gate.wait(30):
+            raise RuntimeError("the test never opened the gate")
+        return super().predict(X)
+
+
+@pytest.fixture(scope="module")
+def training() -> tuple[pd.DataFrame, pd.Series]:
+    generator = np.random.default_rng(7)
+    features = pd.DataFrame(generator.normal(size=(200, 3)), columns=COLUMNS)
+    labels = (features["a"] + 0.5 * features["b"] - features["c"] > 0).astype(int)
+    return features, labels
+
+
+@pytest.fixture
+def recording_server(
+    training: tuple[pd.DataFrame, pd.Series],
+) -> Iterator[tuple[ScoringServer, CallRecordingClassifier]]:
+    model = CallRecordingClassifier().fit(*training)
+    server = ScoringServer(
+        from_object(model), ServerOptions(port=0, timeout=60), model_uri="test:/recording"
+    )
+    server.start()
+    yield server, model
+    model.gate.set()
+    server.stop()
+
+
+def _requests_of_mixed_sizes(count: int) -> list[list[list[float]]]:
+    generator = np.random.default_rng(11)
+    sizes = [1 + (index * 17) % 50 for index in range(count)]
+    return [np.round(generator.normal(size=(size, 3)), 6).tolist() for size in sizes]
+
+
+def _post_rows(url: str, rows: list[list[float | None]]) -> requests.Response:
+    body = {"dataframe_split": {"columns": COLUMNS, "data": rows}}
+    return requests.post(url + "/invocations", json=body, timeout=60)
+
+
+def _send_while_gated(
+    server: ScoringServer, model: CallRecordingClassifier, bodies: list[Any]
+) -> list[requests.Response]:
+    """Send every body at once while the model holds its calls; open the gate once all of them
+    are in the server, so that they queue together."""
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        sent = [pool.submit(_post_rows, server.url, rows) for rows in bodies]
+        deadline = time.monotonic() + 30
+        while server.metrics.snapshot()["in_flight"] < len(bodies) or len(model.calls) < 2:
+            assert time.monotonic() < deadline, "the requests never all reached the server"
+            time.sleep(0.01)
+        model.gate.set()
+        return [future.result() for future in sent]
+
+
+def test_concurrent_requests_each_get_exactly_their_own_predictions(
+    recording_server: tuple[ScoringServer, CallRecordingClassifier],
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    server, model = recording_server
+    reference = LogisticRegression().fit(*training)
+    bodies = _requests_of_mixed_sizes(40)
+    responses = _send_while_gated(server, model, bodies)
+    for rows, response in zip(bodies, responses, strict=True):
+        assert response.status_code == 200, response.text
+        expected = reference.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+        assert response.json() == {"predictions": expected}
+    # Merging happened: fewer predict calls than requests, some spanning several requests.
+    assert len(model.calls) < len(bodies)
+    assert max(model.calls) > max(len(rows) for rows in bodies)
+
+
+def test_one_bad_request_among_good_ones_fails_alone(
+    recording_server: tuple[ScoringServer, CallRecordingClassifier],
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    server, model = recording_server
+    reference = LogisticRegression().fit(*training)
+    bodies: list[Any] = _requests_of_mixed_sizes(12)
+    # A missing value in a float column: same columns and dtypes as its neighbours, so it is
+    # merged with them, but logistic regression refuses NaN.
+    bad = [[0.5, math.nan, 1.5], [0.1, 0.2, 0.3]]
+    bodies.insert(
+        6, [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in bad]
+    )
+    responses = _send_while_gated(server, model, bodies)
+    for index, (rows, response) in enumerate(zip(bodies, responses, strict=True)):
+        if index == 6:
+            assert response.status_code == 400
+            assert response.json()["error_code"] == "BAD_REQUEST"
+            continue
+        assert response.status_code == 200, response.text
+        expected = reference.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+        assert response.json() == {"predictions": expected}
