@@ -41,3 +41,16 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) $(MLFLOW_VENV) build dist
+
+# `make bench`: side-by-side load tests against `mlflow models serve` (benchmarks/run.py);
+# writes benchmarks/results/RESULTS.md and throughput.png. wrk comes from Debian (apt, once).
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) -e '.[test,bench]'
+	touch $@
+
+/usr/bin/wrk:
+	apt-get -o DPkg::Lock::Timeout=300 install -y wrk || \
+		(apt-get -o DPkg::Lock::Timeout=300 update && apt-get -o DPkg::Lock::Timeout=300 install -y wrk)
+
+bench: $(VENV)/.bench-installed $(MLFLOW_VENV)/.installed /usr/bin/wrk
+	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m benchmarks.run

@@ -1,0 +1,238 @@
+"""`%serve` in real kernels: start-up to the first 200, memory, and latency while a cell runs.
+
+Three fresh kernels, so no measurement inherits another's imports:
+  1. registers the model in the embedded registry (the user's earlier session);
+  2. `%serve models:/spam/Production` in a kernel that only loaded the extension;
+  3. a kernel that already holds the model (`clf`, plus pandas, as after training):
+     `%serve clf` start-up and RSS, then sequential requests from this process while the
+     kernel idles and while a CPU-bound pure-Python cell runs; then the same with `-w 2`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.kernel_driver import BenchKernel
+from benchmarks.outcome import MeasurementUnavailable
+from benchmarks.servers import free_port
+from benchmarks.stats import percentile
+
+KERNEL_HELPERS = """
+import http.client, json, os, time
+def _bench_rss_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+def _bench_first_200(port, body, deadline_s=30.0):
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline_s:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/invocations", body=body,
+                               headers={"Content-Type": "application/json"})
+            if connection.getresponse().status == 200:
+                return time.perf_counter()
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.002)
+    raise RuntimeError("no 200 from /invocations")
+"""
+
+LOAD_MODEL_CELL = """
+import pandas as pd
+import skops.io
+_bench_file = {model_file!r}
+clf = skops.io.load(_bench_file, trusted=skops.io.get_untrusted_types(file=_bench_file))
+clf.predict(pd.DataFrame({{"text": ["warm up the pipeline once, as training would"]}}))
+"""
+
+SERVE_AND_TIME_CELL = """
+_bench_rss_before = _bench_rss_mb()
+_bench_t0 = time.perf_counter()
+%serve {source} --name {name} --port {port} {options}
+_bench_t1 = _bench_first_200({port}, {body!r})
+print("BENCH_JSON " + json.dumps({{"first_200_s": _bench_t1 - _bench_t0,
+    "rss_before_mb": _bench_rss_before, "rss_after_mb": _bench_rss_mb()}}))
+"""
+
+BUSY_CELL = """
+print("BUSY_CELL_STARTED", flush=True)
+_bench_end = time.perf_counter() + {seconds}
+_bench_spins = 0
+while time.perf_counter() < _bench_end:
+    _bench_spins += 1
+"""
+
+REGISTER_CELL = """
+import jupyter_serve
+try:
+    _bench_register = jupyter_serve.register_model
+except AttributeError:
+    from jupyter_serve.registry import register_model as _bench_register
+_bench_register(clf, "spam", stage="Production")
+"""
+
+
+@dataclass(frozen=True)
+class LatencySample:
+    """Sequential request latencies in milliseconds."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class KernelResults:
+    """Every kernel-side measurement, or why it is missing (``unavailable[name]``)."""
+
+    serve_in_memory_s: float | None = None
+    serve_registry_s: float | None = None
+    serve_workers_s: float | None = None
+    rss_before_mb: float | None = None
+    rss_after_start_mb: float | None = None
+    rss_after_traffic_mb: float | None = None
+    idle: LatencySample | None = None
+    busy: LatencySample | None = None
+    idle_workers: LatencySample | None = None
+    busy_workers: LatencySample | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+def sequential_latencies(port: int, body: bytes, *, seconds: float) -> LatencySample:
+    """Send requests one after another on one keep-alive connection for ``seconds``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            connection.request(
+                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise MeasurementUnavailable(f"/invocations answered {response.status}")
+            latencies.append((time.perf_counter() - started) * 1000.0)
+    finally:
+        connection.close()
+    return LatencySample(
+        count=len(latencies), p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99)
+    )
+
+
+def _attempt(results: KernelResults, name: str, step: Callable[[], object]) -> bool:
+    try:
+        step()
+    except MeasurementUnavailable as error:
+        results.unavailable[name] = str(error)
+        return False
+    return True
+
+
+class KernelBenchmark:
+    """The kernel scenarios against one saved model; ``run()`` never raises for a missing piece."""
+
+    def __init__(self, model_dir: Path, body: bytes, work_dir: Path, busy_seconds: float) -> None:
+        self._model_file = model_dir / "model.skops"
+        self._body = body
+        self._work_dir = work_dir
+        self._busy_seconds = busy_seconds
+        self._env = {
+            **os.environ,
+            "JUPYTER_SERVE_REGISTRY": str(work_dir / "registry"),
+            "JUPYTER_RUNTIME_DIR": str(work_dir / "runtime"),
+            "PYTHONWARNINGS": "ignore",
+        }
+
+    def _kernel(self) -> BenchKernel:
+        kernel = BenchKernel(self._env, Path.cwd())
+        kernel.run(KERNEL_HELPERS)
+        return kernel
+
+    def _serve_timed(
+        self, kernel: BenchKernel, source: str, name: str, options: str = ""
+    ) -> tuple[int, dict[str, float]]:
+        port = free_port()
+        cell = SERVE_AND_TIME_CELL.format(
+            source=source, name=name, port=port, options=options, body=self._body
+        )
+        return port, kernel.run_for_result(cell)
+
+    def _busy_latency(self, kernel: BenchKernel, port: int) -> LatencySample:
+        cell = kernel.start_cell(BUSY_CELL.format(seconds=self._busy_seconds))
+        kernel.wait_for_text(cell, "BUSY_CELL_STARTED", timeout=30)
+        sample = sequential_latencies(port, self._body, seconds=self._busy_seconds - 2.0)
+        kernel.finish_cell(cell, timeout=self._busy_seconds + 60)
+        return sample
+
+    def run(self, results: KernelResults) -> None:
+        """Fill ``results``; each scenario that cannot run records why in ``unavailable``."""
+        for scenario in (self._registry_scenario, self._in_memory_scenario):
+            try:
+                scenario(results)
+            except MeasurementUnavailable as error:
+                results.unavailable.setdefault(scenario.__name__.strip("_"), str(error))
+
+    def _registry_scenario(self, results: KernelResults) -> None:
+        registering = self._kernel()
+        try:
+            registering.run(LOAD_MODEL_CELL.format(model_file=str(self._model_file)))
+            if not _attempt(results, "register", lambda: registering.run(REGISTER_CELL)):
+                results.unavailable["serve_registry"] = "registering the model failed"
+                return
+        finally:
+            registering.shutdown()
+        kernel = self._kernel()
+        try:
+            kernel.run("%load_ext jupyter_serve")
+
+            def serve_registry() -> None:
+                _, timing = self._serve_timed(kernel, "models:/spam/Production", "registry")
+                results.serve_registry_s = timing["first_200_s"]
+
+            _attempt(results, "serve_registry", serve_registry)
+        finally:
+            kernel.shutdown()
+
+    def _in_memory_scenario(self, results: KernelResults) -> None:
+        kernel = self._kernel()
+        try:
+            kernel.run(LOAD_MODEL_CELL.format(model_file=str(self._model_file)))
+            kernel.run("%load_ext jupyter_serve")
+            self._in_process_server(kernel, results)
+            self._process_workers(kernel, results)
+        finally:
+            kernel.shutdown()
+
+    def _in_process_server(self, kernel: BenchKernel, results: KernelResults) -> None:
+        port, timing = self._serve_timed(kernel, "clf", "inmemory")
+        results.serve_in_memory_s = timing["first_200_s"]
+        results.rss_before_mb = timing["rss_before_mb"]
+        results.rss_after_start_mb = timing["rss_after_mb"]
+        results.idle = sequential_latencies(port, self._body, seconds=3.0)
+        results.rss_after_traffic_mb = kernel.run_for_result(
+            'print("BENCH_JSON " + json.dumps({"rss_mb": _bench_rss_mb()}))'
+        )["rss_mb"]
+        _attempt(
+            results, "busy", lambda: setattr(results, "busy", self._busy_latency(kernel, port))
+        )
+        _attempt(results, "unserve", lambda: kernel.run("%unserve inmemory"))
+
+    def _process_workers(self, kernel: BenchKernel, results: KernelResults) -> None:
+        def workers() -> None:
+            port, timing = self._serve_timed(kernel, "clf", "workers", "--workers 2")
+            results.serve_workers_s = timing["first_200_s"]
+            results.idle_workers = sequential_latencies(port, self._body, seconds=3.0)
+            results.busy_workers = self._busy_latency(kernel, port)
+
+        _attempt(results, "workers", workers)

@@ -1,0 +1,49 @@
+"""What one `make bench` run measured, as plain data for the report and the plot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchmarks.kernel_bench import KernelResults
+from benchmarks.wrk import RepeatedRuns
+
+MLFLOW = "mlflow"
+OURS = "ours"
+OURS_WORKERS = "ours_w2"
+ECHO = "echo"
+
+SERVER_LABELS = {
+    MLFLOW: "mlflow models serve (1 worker)",
+    OURS: "jupyter-serve (1 process)",
+    OURS_WORKERS: "jupyter-serve -w 2",
+    ECHO: "bare Tornado JSON echo",
+}
+
+
+@dataclass
+class ServerResult:
+    """One server under wrk: cold start, agreement with MLflow, and the load cases."""
+
+    key: str
+    cold_start_s: float | None = None
+    mismatches: int | None = None
+    load: dict[int, RepeatedRuns] = field(default_factory=dict)
+    unavailable: str | None = None
+
+    @property
+    def label(self) -> str:
+        return SERVER_LABELS.get(self.key, self.key)
+
+
+@dataclass
+class BenchResults:
+    """The whole run: the machine, each server, the kernel scenarios and the settings used."""
+
+    date: str
+    machine: dict[str, str]
+    servers: dict[str, ServerResult]
+    kernel: KernelResults
+    check_emails: int
+    duration_s: float
+    repeats: int
+    connections: tuple[int, ...]
