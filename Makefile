@@ -9,7 +9,7 @@ MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION := 3.17.2
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean labextension jstest chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,34 @@ lint: install
 typecheck: install
 	$(PY) -m mypy
 
-pytest: install $(MLFLOW_VENV)/.installed
+# The JupyterLab extension: the editable install builds it once (hatch-jupyter-builder); this
+# rebuilds it when its sources change. jlpm is the yarn shipped with jupyterlab/jupyter-builder.
+LABEXT := labextension
+LABEXT_BUILT := jupyter_serve/labextension/package.json
+# The reinstall copies the new build into .venv/share/jupyter/labextensions (shared-data).
+$(LABEXT_BUILT): $(wildcard $(LABEXT)/src/*) $(wildcard $(LABEXT)/style/*) $(LABEXT)/package.json $(LABEXT)/yarn.lock | $(VENV)/.installed
+	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm install && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm build:prod
+	$(PY) -m pip install $(PIP_QUIET) --no-deps -e .
+	touch $@
+
+labextension: $(LABEXT_BUILT)
+
+jstest: $(LABEXT_BUILT)
+	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm test
+
+# The browser test drives Debian's chromium (Playwright's own browser download fails offline).
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium
+
+chromium: /usr/bin/chromium
+
+pytest: install $(MLFLOW_VENV)/.installed labextension chromium
 	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck jstest pytest
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) build dist
+	rm -rf $(VENV) $(MLFLOW_VENV) build dist $(LABEXT)/node_modules $(LABEXT)/lib jupyter_serve/labextension
 
 # `make bench`: side-by-side load tests against `mlflow models serve` (benchmarks/run.py);
 # writes benchmarks/results/RESULTS.md and throughput.png. wrk comes from Debian (apt, once).
