@@ -19,6 +19,7 @@ import pytest
 from jupyter_serve.protocol import (
     ScoringError,
     body_too_large_response,
+    invoke,
     method_not_allowed_response,
     not_found_response,
     parse_invocation,
@@ -259,3 +260,101 @@ def test_fixed_answers() -> None:
     too_large = body_too_large_response(1024)
     assert too_large.status == 413
     assert "1024 bytes" in json.loads(too_large.body)["message"]
+
+
+# --- with real models and signatures (jupyter_serve.models) ---------------------------------
+
+
+class EchoModel:
+    """Returns its input frame's first column, so a test sees exactly what the model got."""
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return frame.iloc[:, 0].to_numpy()
+
+
+class FailingModel:
+    def predict(self, frame: pd.DataFrame) -> Any:
+        raise ValueError("the model cannot score this")
+
+
+def columns_signature(**types: str) -> Any:
+    from jupyter_serve.models import ColSpec, DataType, ModelSignature, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec(DataType(t), name) for name, t in types.items()]))
+
+
+@pytest.fixture(scope="module")
+def echo() -> Any:
+    from jupyter_serve.models import from_object
+
+    return from_object(EchoModel(), signature=columns_signature(a="double", b="long", t="string"))
+
+
+def general_path_frame(split: dict[str, Any], model: Any) -> pd.DataFrame:
+    """The frame as MLflow builds it: pandas from the split, then the schema cast."""
+    from jupyter_serve.protocol._frames import cast_to_schema
+    from jupyter_serve.protocol._signature_view import signature_view
+
+    frame = pd.DataFrame(columns=split.get("columns"), data=split["data"])
+    return cast_to_schema(frame, signature_view(model))
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["a", "b", "t"], "data": [[1, 2, "x"]]},
+        {"columns": ["a", "b", "t"], "data": [[1.5, 2, "x"], [2, -3, "y"]]},
+        {"columns": ["t", "a"], "data": [["x", 0.1]]},
+        {"columns": ["a"], "data": [[1], [2.25], [float("nan")]]},
+        {"columns": ["a", "b", "t"], "data": [["1", 2, "x"]]},
+        {"columns": ["a", "b", "t"], "data": [[True, 2, "x"]]},
+        {"columns": ["a", "b", "t"], "data": [[1, 2.0, "x"]]},
+        {"columns": ["a", "b", "t"], "data": [[1, 2, None]]},
+        {"columns": ["a", "b", "t"], "data": [[1, 2, 3]]},
+        {"columns": ["a", "b", "t", "extra"], "data": [[1, 2, "x", 4]]},
+    ],
+)
+def test_split_fast_path_builds_the_frame_of_the_general_path(split: Any, echo: Any) -> None:
+    body = json.dumps({"dataframe_split": split}).encode()
+    parsed = parse_invocation(body, "application/json", echo).data
+    expected = general_path_frame(split, echo)
+    pd.testing.assert_frame_equal(parsed, expected)
+    assert parsed.columns.dtype == expected.columns.dtype
+
+
+def test_values_that_cannot_be_cast_to_the_schema_are_400_bad_request(echo: Any) -> None:
+    body = b'{"dataframe_split": {"columns": ["a", "b", "t"], "data": [["x", 1, "t"]]}}'
+    response = invoke(echo, body, "application/json")
+    fields = json.loads(response.body)
+    assert (response.status, fields["error_code"]) == (400, "BAD_REQUEST")
+    assert "Failed to convert column a" in fields["message"]
+
+
+def test_a_missing_column_is_400_invalid_parameter_value(echo: Any) -> None:
+    response = invoke(echo, b'{"dataframe_records": [{"a": 1.0}]}', "application/json")
+    fields = json.loads(response.body)
+    assert (response.status, fields["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert (fields["error_class"], fields["sqlstate"]) == ("SCHEMA_ENFORCEMENT_FAILED", "KAM01")
+    assert "['b', 't']" in fields["message"]
+
+
+def test_invoke_predicts_through_the_schema(echo: Any) -> None:
+    body = b'{"dataframe_records": [{"a": 1, "b": 2, "t": "x"}, {"a": 2.5, "b": 3, "t": "y"}]}'
+    response = invoke(echo, body, "application/json")
+    assert (response.status, response.body) == (200, b'{"predictions": [1.0, 2.5]}')
+
+
+def test_a_model_that_raises_is_400_bad_request_with_its_stack_trace() -> None:
+    from jupyter_serve.models import from_object
+
+    model = from_object(FailingModel(), signature=columns_signature(a="double"))
+    response = invoke(model, b'{"inputs": {"a": [1.0]}}', "application/json")
+    fields = json.loads(response.body)
+    assert (response.status, fields["error_code"]) == (400, "BAD_REQUEST")
+    assert "the model cannot score this" in fields["stack_trace"]
+
+
+def test_invoke_answers_a_missing_content_type_with_415_json(echo: Any) -> None:
+    response = invoke(echo, b'{"inputs": [1]}', None)
+    assert response.status == 415
+    assert "Content-Type" in json.loads(response.body)["message"]

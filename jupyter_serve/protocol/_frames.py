@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from jupyter_serve.protocol._errors import invalid_input
@@ -32,6 +33,9 @@ def frame_from_split(split: Any, view: SignatureView) -> pd.DataFrame:
         raise invalid_input(
             f"Dataframe split format must be a dictionary. Got {_type_word(split)}."
         )
+    fast = _fast_split_frame(split, view)
+    if fast is not None:
+        return fast
     keys = split.keys()
     if "data" not in keys or not _SPLIT_KEYS.issuperset(keys):
         raise invalid_input(
@@ -48,6 +52,67 @@ def frame_from_split(split: Any, view: SignatureView) -> pd.DataFrame:
             f"format. Error: '{error}'"
         ) from error
     return cast_to_schema(frame, view)
+
+
+# Exactness bounds of the fast path: every int below 2**53 is a float64 exactly.
+_EXACT_INT = 2**53
+_INT64 = 2**63
+
+
+def _fast_column(values: tuple[Any, ...], spec: InputSpec) -> Any:
+    """The column pandas + MLflow's cast would build, or None when that is not certain."""
+    kind = spec.kind
+    if kind == "string":
+        return list(values) if all(type(v) is str for v in values) else None
+    if kind == "double":
+        for v in values:
+            kind_of_v = type(v)
+            if kind_of_v is int:
+                if not -_EXACT_INT < v < _EXACT_INT:
+                    return None
+            elif kind_of_v is not float:
+                return None
+        return np.array(values, dtype=np.float64)
+    if kind == "long" and all(type(v) is int and -_INT64 <= v < _INT64 for v in values):
+        return np.array(values, dtype=np.int64)
+    return None
+
+
+def _fast_split_frame(split: dict[str, Any], view: SignatureView) -> pd.DataFrame | None:
+    """The frame of a plain split body (columns + data, all of string/double/long schema
+    columns with plain JSON values), built column by column.
+
+    It equals what ``pd.DataFrame(...)`` followed by the schema cast builds (the unit tests
+    compare the two), at a fraction of the cost; anything else returns None and takes the
+    general path, so no answer changes.
+    """
+    if not view.named or len(split) != 2:
+        return None
+    columns = split.get("columns")
+    rows = split.get("data")
+    if type(columns) is not list or type(rows) is not list or not rows:
+        return None
+    specs = view.by_name()
+    width = len(columns)
+    if len(set(columns)) != width or not all(type(c) is str and c in specs for c in columns):
+        return None
+    if not all(type(row) is list and len(row) == width for row in rows):
+        return None
+    built: dict[str, Any] = {}
+    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+        column = _fast_column(values, specs[name])
+        if column is None:
+            return None
+        built[name] = column
+    index = pd.RangeIndex(len(rows))
+    frame: pd.DataFrame
+    if all(specs[name].kind == "double" for name in columns):
+        # One float64 block: a tenth of the cost of a frame built from a dict of columns.
+        block = np.column_stack(list(built.values()))
+        frame = pd.DataFrame(block, columns=pd.Index(columns), index=index, copy=False)
+    else:
+        frame = pd.DataFrame(built, index=index)
+    return frame
 
 
 def frame_from_records(records: Any, view: SignatureView) -> pd.DataFrame:

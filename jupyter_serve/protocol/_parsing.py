@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import traceback
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ def _parse_csv(body: bytes, view: SignatureView) -> pd.DataFrame:
 @cache
 def _parquet_available() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        importlib.import_module("pyarrow")
     except ImportError:
         return False
     return True
