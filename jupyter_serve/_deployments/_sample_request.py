@@ -70,7 +70,8 @@ def _as_body(example: Any) -> str | None:
         return None
 
 
-def _body_from_input_example(example: Any) -> str | None:
+def _body_from_input_example(model: Any) -> str | None:
+    example = getattr(model, "input_example", None)
     to_json = getattr(example, "to_json", None)
     head = getattr(example, "head", None)
     if callable(to_json) and callable(head):  # a pandas DataFrame
@@ -79,13 +80,23 @@ def _body_from_input_example(example: Any) -> str | None:
     return None
 
 
-def _body_from_estimator(raw_model: Any) -> str | None:
+def _body_from_estimator(model: Any) -> str | None:
+    raw_model = getattr(model, "raw_model", None)
     names = getattr(raw_model, "feature_names_in_", None)
     if names is not None:
+        # The fitted features have names but no recorded types: offer the first sample row
+        # (all text, then all numbers) that the model actually accepts.
+        import pandas as pd
+
         columns = [str(name) for name in names]
-        return json.dumps(
-            {"dataframe_split": {"columns": columns, "data": [[0.5 for _ in columns]]}}
-        )
+        for value in (SAMPLE_TEXT, 0.5):
+            row = [value for _ in columns]
+            try:
+                model.predict(pd.DataFrame([row], columns=columns))
+            except Exception:
+                continue
+            return json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
+        return None
     width = getattr(raw_model, "n_features_in_", None)
     if isinstance(width, int) and width > 0:
         return json.dumps({"inputs": [[0.5] * width]})
@@ -95,6 +106,7 @@ def _body_from_estimator(raw_model: Any) -> str | None:
 def sample_invocation_body(model: Any) -> str:
     """A JSON ``/invocations`` body for ``model`` (a LoadedModel); never raises.
 
+    Without a signature, may call ``model.predict`` on a candidate row to check that it fits.
     Falls back to a template with a placeholder column when nothing is known about the inputs.
     """
     body = _as_body(getattr(model, "serving_input_example", None))
@@ -107,13 +119,10 @@ def sample_invocation_body(model: Any) -> str:
             "data": [[sample_value(kind) for _, kind in columns]],
         }
         return json.dumps({"dataframe_split": split})
-    fallbacks: list[tuple[Callable[[Any], str | None], str]] = [
-        (_body_from_input_example, "input_example"),
-        (_body_from_estimator, "raw_model"),
-    ]
-    for build, attribute in fallbacks:
+    fallbacks: list[Callable[[Any], str | None]] = [_body_from_input_example, _body_from_estimator]
+    for build in fallbacks:
         try:
-            body = build(getattr(model, attribute, None))
+            body = build(model)
         except Exception:  # a sample is a courtesy: never fail a deployment over it
             body = None
         if body is not None:

@@ -10,11 +10,9 @@ serving keeps no thread of ours.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import secrets
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from jupyter_serve._deployments._deployment import Deployment
@@ -23,7 +21,6 @@ from jupyter_serve._deployments._environment import (
     jupyter_server_url,
     proxy_url,
 )
-from jupyter_serve._deployments._sample_request import SECRET_HEADER
 from jupyter_serve.discovery import deployment_id, is_valid_deployment_name
 from jupyter_serve.errors import DeploymentError
 
@@ -32,8 +29,6 @@ if TYPE_CHECKING:
 
 SUPPORTED_ENV_MANAGERS = ("local",)
 METRICS_REFRESH_SECONDS = 1.0
-PING_DEADLINE_SECONDS = 10.0
-_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def check_options(
@@ -59,31 +54,6 @@ def check_options(
             "environment, so only 'local' is possible. Install the model's requirements here "
             "and pass --env-manager local."
         )
-
-
-def wait_for_ping(host: str, port: int, secret: str) -> None:
-    """Return once ``GET /ping`` answers 200; ``DeploymentError`` past the deadline."""
-    target = _WILDCARD_HOSTS.get(host, host)
-    deadline = time.monotonic() + PING_DEADLINE_SECONDS
-    last_problem = "no answer"
-    while time.monotonic() < deadline:
-        connection = http.client.HTTPConnection(target, port, timeout=PING_DEADLINE_SECONDS)
-        try:
-            connection.request("GET", "/ping", headers={SECRET_HEADER: secret})
-            status = connection.getresponse().status
-            if status == 200:
-                return
-            last_problem = f"HTTP {status}"
-        except OSError as error:
-            last_problem = str(error)
-        finally:
-            connection.close()
-        time.sleep(0.01)  # retry pacing for a server still binding, not synchronisation
-    raise DeploymentError(
-        f"The scoring server on {host}:{port} did not answer /ping within "
-        f"{PING_DEADLINE_SECONDS:.0f} s ({last_problem}); it has been stopped. "
-        "Check the kernel's log for the server's error."
-    )
 
 
 class DeploymentTable:
@@ -166,9 +136,9 @@ class DeploymentTable:
             version=source.version,
             on_remote_stop=lambda: self._stop_soon(holder),
         )
+        # start() returns once the server answers; no ping of ours (it would count as traffic).
         try:
             server.start()
-            wait_for_ping(server.host, server.port, secret)
         except BaseException:
             server.stop()
             raise
