@@ -64,7 +64,9 @@ def _write_model(
     document: dict[str, Any] = {}
     if input_example is not None:
         document["saved_input_example_info"] = write_example(directory, input_example)
-    signature = signature_for(model, signature, input_example, predict_fn_name)
+    # MLflow infers the output schema from `predict` even when pyfunc_predict_fn is another
+    # method; so do we, so that both write the same signature for the same model.
+    signature = signature_for(model, signature, input_example)
     trusted: list[str] | None = None
     if serialization_format is None:
         trusted = _artifacts.try_skops(model, directory / _artifacts.FILE_NAMES["skops"])

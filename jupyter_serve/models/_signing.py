@@ -26,7 +26,6 @@ def signature_for(
     model: Any,
     signature: ModelSignature | None,
     input_example: Any,
-    predict_fn_name: str = "predict",
 ) -> ModelSignature | None:
     """``signature`` if given, else the one inferred from ``input_example``, else None."""
     if signature is not None or input_example is None:
@@ -34,7 +33,7 @@ def signature_for(
     try:
         input_schema = infer_schema(copy.deepcopy(input_example))
         data = InputEnforcer(input_schema).enforce(copy.deepcopy(input_example))
-        prediction = getattr(model, predict_fn_name)(data)
+        prediction = model.predict(data)
         if (
             not input_schema.is_tensor_spec()
             and isinstance(prediction, np.ndarray)
