@@ -7,13 +7,11 @@ renamed into place (one atomic rename), so a failure anywhere leaves no half dir
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -149,26 +147,29 @@ def stage_model(
                 "predict method, so it cannot be served; register a fitted estimator, a "
                 "pipeline, or any object with predict(), or an MLflow model directory"
             )
-        models_api = _models_api()
-        if models_api is None:
-            raise MissingDependencyError(
-                "saving a live object needs jupyter_serve.models, which is not importable here; "
-                "register an MLflow model directory instead"
-            )
-        models_api.save_model(model, target, signature=signature, input_example=input_example)
+        # Imported here: resolving URIs must stay cheap, and the models package pulls in pandas.
+        from jupyter_serve.models import save_model
+
+        save_model(model, target, signature=signature, input_example=input_example)
         source = f"live object {type(model).__module__}.{type(model).__qualname__}"
-    read_mlmodel(target)
-    _check_loads(target)
+    try:
+        read_mlmodel(target)
+        _check_loads(target)
+    except InvalidModelError as error:
+        # Name the user's directory, not the private staging copy the check ran on.
+        where = source if is_model_source_path(model) else "the saved model"
+        raise InvalidModelError(
+            f"cannot register {where}: " + str(error).replace(str(target), where)
+        ) from error
     return target, source
 
 
 def _check_loads(model_dir: Path) -> None:
     """Load the staged model once, so a corrupt artifact is refused before it is registered."""
-    models_api = _models_api()
-    if models_api is None:
-        return
+    from jupyter_serve.models import load_model
+
     try:
-        models_api.load_model(model_dir)
+        load_model(model_dir)
     except MissingDependencyError:
         # Not corrupt, only unservable in this environment: keep it, serving will say why.
         return
@@ -179,13 +180,3 @@ def _check_loads(model_dir: Path) -> None:
             f"the model at {model_dir} does not load ({type(error).__name__}: {error}); "
             "the artifact is corrupt or needs a package that is not installed"
         ) from error
-
-
-def _models_api() -> ModuleType | None:
-    # The models package is written in parallel; until it exports save_model/load_model the
-    # registry still copies and resolves model directories.
-    try:
-        module = importlib.import_module("jupyter_serve.models")
-    except ImportError:
-        return None
-    return module if hasattr(module, "load_model") and hasattr(module, "save_model") else None
