@@ -23,9 +23,11 @@ RESULT_MARKER = "BENCH_JSON "
 class BenchKernel:
     """One kernel process; not thread-safe (one caller drives it)."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, log_file: Path) -> None:
+        self._log = log_file.open("ab")
         self._manager = KernelManager(kernel_name="python3")
-        self._manager.start_kernel(env=env, cwd=str(cwd))
+        # The kernel's own stderr (start-up warnings, server logs) goes to a file, not the run.
+        self._manager.start_kernel(env=env, cwd=str(cwd), stdout=self._log, stderr=self._log)
         self._client = self._manager.client()
         self._client.start_channels()
         try:
@@ -60,7 +62,8 @@ class BenchKernel:
             if line.startswith(RESULT_MARKER):
                 result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
                 return result
-        raise MeasurementUnavailable(f"the cell printed no result line; it printed {printed!r}")
+        # IPython prints a UsageError (e.g. an unknown magic or option) instead of raising it.
+        raise MeasurementUnavailable(printed.strip()[-600:] or "the cell printed no result")
 
     def _read_outputs(self, msg_id: str, *, timeout: float, until_text: str | None) -> str:
         deadline = time.monotonic() + timeout
@@ -90,3 +93,4 @@ class BenchKernel:
         self._client.stop_channels()
         if self._manager.is_alive():
             self._manager.shutdown_kernel(now=False)
+        self._log.close()

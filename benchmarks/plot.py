@@ -38,7 +38,8 @@ def plot_throughput(results: BenchResults, path: Path) -> None:
         f"One-row spam predictions over loopback, "
         f"{results.machine.get('cores (nproc)', '?')} cores, {results.date}"
     )
-    axes.legend(fontsize=8)
+    if servers:
+        axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

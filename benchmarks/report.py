@@ -124,11 +124,20 @@ def target_rows(results: BenchResults) -> list[TargetRow]:
             "ms",
         ),
         TargetRow(
-            "`%serve models:/spam/Production` → first 200; MLflow: command → first 200",
+            "`%serve models:/spam/Production` → first 200, kernel has imported pandas and "
+            "scikit-learn; MLflow: command → first 200",
             _ms(kernel.serve_registry_s),
             mlflow_start,
             "≤ 1,000 ms",
             _at_most(_ms(kernel.serve_registry_s), 1000.0),
+            "ms",
+        ),
+        TargetRow(
+            "`%serve models:/spam/Production` → first 200, fresh kernel (all imports included)",
+            _ms(kernel.serve_registry_fresh_kernel_s),
+            mlflow_start,
+            "≤ 1,000 ms",
+            _at_most(_ms(kernel.serve_registry_fresh_kernel_s), 1000.0),
             "ms",
         ),
         TargetRow(
@@ -162,7 +171,9 @@ def _agreement_lines(results: BenchResults) -> list[str]:
     lines = []
     for key in (OURS, OURS_WORKERS):
         server = results.servers.get(key)
-        if server is None or server.mismatches is None:
+        if server is not None and server.agreement_note is not None:
+            verdict = f"{NOT_AVAILABLE} ({_cell(server.agreement_note)})"
+        elif server is None or server.mismatches is None:
             verdict = f"{NOT_AVAILABLE} (the server did not run: see below)"
         elif server.mismatches == 0:
             verdict = f"identical to MLflow's on all {results.check_emails} emails"

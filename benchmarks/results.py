@@ -27,6 +27,7 @@ class ServerResult:
     key: str
     cold_start_s: float | None = None
     mismatches: int | None = None
+    agreement_note: str | None = None
     load: dict[int, RepeatedRuns] = field(default_factory=dict)
     unavailable: str | None = None
 

@@ -128,14 +128,3 @@ def run_wrk(url: str, body_file: Path, *, connections: int, duration_s: float) -
     if done.returncode != 0:
         raise MeasurementUnavailable(f"wrk failed (exit {done.returncode}): {done.stderr[-500:]}")
     return parse_wrk_output(done.stdout)
-
-
-def run_repeated(
-    url: str, body_file: Path, *, connections: int, duration_s: float, repeats: int
-) -> RepeatedRuns:
-    """``repeats`` back-to-back wrk runs of one case."""
-    runs = tuple(
-        run_wrk(url, body_file, connections=connections, duration_s=duration_s)
-        for _ in range(repeats)
-    )
-    return RepeatedRuns(connections=connections, runs=runs)

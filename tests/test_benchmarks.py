@@ -82,14 +82,21 @@ def _runs(connections: int, rps: float, p50_ms: float, failed: int = 0) -> Repea
 
 def _results(ours_rps_64: float, ours_p50_1: float, *, ours_failed: int = 0) -> BenchResults:
     servers = {
-        MLFLOW: ServerResult(MLFLOW, 10.0, 0, {1: _runs(1, 170, 5.7), 64: _runs(64, 170, 350)}),
+        MLFLOW: ServerResult(
+            MLFLOW,
+            cold_start_s=10.0,
+            mismatches=0,
+            load={1: _runs(1, 170, 5.7), 64: _runs(64, 170, 350)},
+        ),
         OURS: ServerResult(
             OURS,
-            0.8,
-            0,
-            {1: _runs(1, 900, ours_p50_1), 64: _runs(64, ours_rps_64, 20, ours_failed)},
+            cold_start_s=0.8,
+            mismatches=0,
+            load={1: _runs(1, 900, ours_p50_1), 64: _runs(64, ours_rps_64, 20, ours_failed)},
         ),
-        ECHO: ServerResult(ECHO, 0.3, None, {1: _runs(1, 2000, 0.4), 64: _runs(64, 3000, 15)}),
+        ECHO: ServerResult(
+            ECHO, cold_start_s=0.3, load={1: _runs(1, 2000, 0.4), 64: _runs(64, 3000, 15)}
+        ),
     }
     kernel = KernelResults(serve_in_memory_s=0.25, busy=LatencySample(500, 3.0, 25.0))
     kernel.unavailable["workers"] = "UsageError: unrecognized arguments: --workers 2"

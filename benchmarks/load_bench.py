@@ -1,0 +1,147 @@
+"""Every server under wrk, interleaved: round after round, each server gets the same case.
+
+All servers start first (one at a time, so each cold start is timed alone; an idle server
+costs no CPU), then each round runs every (connections, server) case back to back. Background
+load on a shared machine then hits every server alike, and the medians stay comparable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.agreement import collect_predictions, count_mismatches
+from benchmarks.outcome import MeasurementUnavailable
+from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, ServerResult
+from benchmarks.servers import RunningServer, free_port, running_server
+from benchmarks.wrk import RepeatedRuns, WrkRun, run_wrk
+
+CONNECTIONS = (1, 64)
+WARM_UP_S = 3.0
+
+
+def server_commands(mlflow_python: Path, model_dir: Path, port: int) -> dict[str, list[str]]:
+    """The command line of each server under test, all on 127.0.0.1:``port``."""
+    ours = str(Path(sys.executable).parent / "jupyter-serve")
+    ours_base = [ours, "models", "serve", "-m", str(model_dir), "-p", str(port)]
+    return {
+        MLFLOW: [
+            str(mlflow_python.parent / "mlflow"),
+            *("models", "serve", "-m", str(model_dir), "--env-manager", "local"),
+            *("-p", str(port), "-h", "127.0.0.1", "-w", "1"),
+        ],
+        OURS: ours_base,
+        OURS_WORKERS: [*ours_base, "-w", "2"],
+        ECHO: [sys.executable, "-m", "benchmarks.echo_server", str(port)],
+    }
+
+
+class LoadBenchmark:
+    """Start, check, warm up and drive the servers; ``run()`` never raises for a missing one."""
+
+    def __init__(self, mlflow_python: Path, work_dir: Path, duration_s: float, repeats: int):
+        self._mlflow_python = mlflow_python
+        self._work_dir = work_dir
+        self._model_dir = work_dir / "model"
+        self._payload_file = work_dir / "payload.json"
+        self._body = self._payload_file.read_bytes()
+        self._emails: list[str] = json.loads((work_dir / "check_emails.json").read_text())
+        self._duration_s = duration_s
+        self._repeats = repeats
+        self._reference: list[Any] | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The one-row request every load test sends."""
+        return self._body
+
+    @property
+    def check_emails(self) -> int:
+        return len(self._emails)
+
+    def run(self, keys: list[str], log: Callable[[str], None] = print) -> dict[str, ServerResult]:
+        """Measure the servers named by ``keys`` (MLflow first: it is the reference)."""
+        results = {key: ServerResult(key=key) for key in keys}
+        with contextlib.ExitStack() as stack:
+            live: dict[str, RunningServer] = {}
+            for key in keys:
+                try:
+                    live[key] = stack.enter_context(self._start(key))
+                    results[key].cold_start_s = live[key].cold_start_s
+                    self._check_predictions(results[key], live[key].port)
+                    run_wrk(live[key].url, self._payload_file, connections=64, duration_s=WARM_UP_S)
+                except MeasurementUnavailable as error:
+                    results[key].unavailable = str(error)
+                    live.pop(key, None)
+                if results[key].unavailable:
+                    log(f"{key}: not available: {results[key].unavailable}")
+                else:
+                    log(f"{key}: answered its first 200 after {results[key].cold_start_s:.2f} s")
+            runs = self._drive(live, results, log)
+        for (key, connections), key_runs in runs.items():
+            if key_runs:
+                results[key].load[connections] = RepeatedRuns(connections, tuple(key_runs))
+        return results
+
+    def _drive(
+        self,
+        live: dict[str, RunningServer],
+        results: dict[str, ServerResult],
+        log: Callable[[str], None],
+    ) -> dict[tuple[str, int], list[WrkRun]]:
+        runs: dict[tuple[str, int], list[WrkRun]] = {
+            (key, connections): [] for key in live for connections in CONNECTIONS
+        }
+        for round_number in range(1, self._repeats + 1):
+            for connections in CONNECTIONS:
+                for key, server in live.items():
+                    try:
+                        run = run_wrk(
+                            server.url,
+                            self._payload_file,
+                            connections=connections,
+                            duration_s=self._duration_s,
+                        )
+                    except MeasurementUnavailable as error:
+                        results[key].unavailable = str(error)
+                        continue
+                    runs[key, connections].append(run)
+                    log(
+                        f"round {round_number}, {key}, {connections} conn: "
+                        f"{run.requests_per_second:,.0f} req/s, p50 {run.p50_ms:.2f} ms, "
+                        f"p99 {run.p99_ms:.2f} ms, failed {run.failed}"
+                    )
+        return runs
+
+    def _start(self, key: str) -> contextlib.AbstractContextManager[RunningServer]:
+        port = free_port()
+        # `mlflow models serve` execs `uvicorn` from PATH: its venv's bin must come first.
+        own_bin = (self._mlflow_python if key == MLFLOW else Path(sys.executable)).parent
+        return running_server(
+            key,
+            server_commands(self._mlflow_python, self._model_dir, port)[key],
+            port=port,
+            body=self._body,
+            log_file=self._work_dir / f"{key}.log",
+            env={"PATH": f"{own_bin}{os.pathsep}{os.environ.get('PATH', '')}"},
+        )
+
+    def _check_predictions(self, result: ServerResult, port: int) -> None:
+        if result.key == ECHO:
+            return
+        try:
+            predictions = collect_predictions(port, self._emails)
+        except MeasurementUnavailable as error:
+            result.agreement_note = str(error)
+            return
+        if result.key == MLFLOW:
+            self._reference = predictions.batched
+        if self._reference is None:
+            result.agreement_note = "MLflow gave no reference predictions"
+            return
+        result.mismatches = count_mismatches(self._reference, predictions)
