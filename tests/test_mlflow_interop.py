@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from jupyter_serve.errors import SchemaEnforcementError
+from jupyter_serve.errors import MissingDependencyError, SchemaEnforcementError
 from jupyter_serve.models import (
     DataType,
     ModelSignature,
@@ -73,6 +73,16 @@ numeric_cases = {
                        "c": np.array([0.0, 1.0])},
     "bools into double": pd.DataFrame({"a": [True], "b": [1.5], "c": [0.0]}),
 }
+tensor_cases = {
+    "exact": np.array([[0.5, 1.5, 0.0], [1.0, 2.0, 3.0]]),
+    "int64 array": np.array([[1, 2, 3]]),
+    "float32 array": np.array([[1.0, 2.0, 3.0]], dtype=np.float32),
+    "wrong width": np.array([[0.5, 1.5]]),
+    "one dimension": np.array([0.5, 1.5, 0.0]),
+    "frame of three columns": pd.DataFrame({"x": [0.5], "y": [1.5], "z": [0.0]}),
+    "frame of one column": pd.DataFrame({"x": [0.5, 1.0]}),
+    "list": [[0.5, 1.5, 0.0]],
+}
 param_cases = {
     "no params": None,
     "int into double": {"threshold": 1},
@@ -114,7 +124,7 @@ work = sys.argv[1]
 exec(open(os.path.join(work, "cases.py")).read())
 plan = json.load(open(os.path.join(work, "plan.json")))
 models = pickle.load(open(os.path.join(work, "models.pkl"), "rb"))
-cases_by_kind = {"text": text_cases, "numeric": numeric_cases}
+cases_by_kind = {"text": text_cases, "numeric": numeric_cases, "tensor": tensor_cases}
 
 def as_json(value):
     if isinstance(value, (pd.DataFrame, pd.Series)):
@@ -151,6 +161,29 @@ for name, entry in plan["theirs"].items():
     model = mlflow.pyfunc.load_model(path)
     result = {"cases": {c: outcome(model, d) for c, d in cases_by_kind[entry["kind"]].items()}}
     report["theirs"][name] = result
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        scale = (params or {}).get("scale", 1.0)
+        return (model_input["a"] * scale + model_input["b"]).to_numpy()
+
+echo_signature = infer_signature(numeric_cases["exact"], params={"scale": 1.0})
+mlflow.pyfunc.save_model(os.path.join(work, "theirs", "python_model"), python_model=Echo(),
+                         signature=echo_signature, pip_requirements=["pandas"])
+echo = mlflow.pyfunc.load_model(os.path.join(work, "theirs", "python_model"))
+report["python_model"] = {
+    "mlflow": outcome(echo, numeric_cases["exact"], {"scale": 2}),
+    "mlflow bad param": outcome(echo, numeric_cases["exact"], {"scale": "x"}),
+}
+sys.path.insert(0, plan["repo"])
+from jupyter_serve.models import load_model as js_load_model
+ours = js_load_model(os.path.join(work, "theirs", "python_model"))
+report["python_model"]["ours"] = {"ok": as_json(ours.predict(numeric_cases["exact"], {"scale": 2}))}
+try:
+    ours.predict(numeric_cases["exact"], {"scale": "x"})
+    report["python_model"]["ours bad param"] = {"ok": None}
+except Exception as e:
+    report["python_model"]["ours bad param"] = {"error": type(e).__name__}
 
 for name, example in signature_examples.items():
     report["inferred"][name] = infer_signature(example).to_dict()
@@ -211,6 +244,7 @@ OURS: dict[str, dict[str, Any]] = {
     "classifier_cloudpickle": {"model": "classifier", "kind": "numeric", "format": "cloudpickle"},
     "regressor_pickle": {"model": "regressor", "kind": "numeric", "format": "pickle"},
     "regressor_params": {"model": "regressor", "kind": "numeric", "format": None, "params": True},
+    "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": None},
 }
 THEIRS: dict[str, dict[str, Any]] = {
     "text_skops": {"model": "text", "kind": "text", "format": "skops"},
@@ -229,6 +263,7 @@ THEIRS: dict[str, dict[str, Any]] = {
         "trusted": ["sklearn.tree._tree.Tree"],
     },
     "regressor_cloudpickle": {"model": "regressor", "kind": "numeric", "format": "cloudpickle"},
+    "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": "pickle"},
 }
 
 
@@ -239,7 +274,7 @@ class Interop:
         self.cases = cases
 
     def cases_of(self, kind: str) -> dict[str, Any]:
-        return dict(self.cases["text_cases" if kind == "text" else "numeric_cases"])
+        return dict(self.cases[f"{kind}_cases"])
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +285,7 @@ def interop(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> In
     (work / "cases.py").write_text(CASES_SOURCE)
     (work / "models.pkl").write_bytes(pickle.dumps(models))
     for name, entry in OURS.items():
-        kind_cases = cases["text_cases" if entry["kind"] == "text" else "numeric_cases"]
+        kind_cases = cases[f"{entry['kind']}_cases"]
         model = models[entry["model"]]
         signature = None
         if entry.get("params"):
@@ -265,7 +300,7 @@ def interop(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> In
             serialization_format=entry["format"],
             pyfunc_predict_fn=entry.get("predict_fn", "predict"),
         )
-    plan = {"ours": OURS, "theirs": THEIRS}
+    plan = {"ours": OURS, "theirs": THEIRS, "repo": str(Path(__file__).resolve().parent.parent)}
     (work / "plan.json").write_text(json.dumps(plan))
     run_python(mlflow_python, MLFLOW_SIDE, str(work), timeout=600)
     return Interop(work, json.loads((work / "report.json").read_text()), cases)
@@ -352,6 +387,7 @@ def test_save_time_signature_inference_matches_mlflow(interop: Interop) -> None:
         ("text_proba", "text_proba"),
         ("classifier_cloudpickle", "classifier_skops"),
         ("regressor_pickle", "regressor_cloudpickle"),
+        ("regressor_tensor", "regressor_tensor"),
     ]:
         ours = yaml.safe_load((interop.work / "ours" / ours_name / "MLmodel").read_text())
         theirs = yaml.safe_load((interop.work / "theirs" / theirs_name / "MLmodel").read_text())
@@ -374,3 +410,18 @@ def test_infer_signature_matches_mlflow(interop: Interop) -> None:
         text, params={"k": 3, "t": 0.5, "name": "x", "flag": True, "ws": [1.0, 2.0]}
     )
     assert _parsed(with_params.to_mlmodel_dict()) == _parsed(inferred["with params"])
+
+
+def test_python_model_loads_through_mlflow_when_installed(interop: Interop) -> None:
+    """A custom PythonModel needs MLflow's loader: inside MLflow's venv we use it, params too."""
+    report = interop.report["python_model"]
+    assert report["ours"] == report["mlflow"]
+    assert report["mlflow"]["ok"] == [2 * 0.5 + 1.5, 2 * -1.0 + 2.0]
+    assert report["mlflow bad param"]["error"] == "schema"
+    assert report["ours bad param"] == {"error": "SchemaEnforcementError"}
+
+
+def test_python_model_without_mlflow_names_what_is_missing(interop: Interop) -> None:
+    with pytest.raises(MissingDependencyError) as caught:
+        load_model(interop.work / "theirs" / "python_model")
+    assert "`mlflow`" in str(caught.value) and "mlflow.pyfunc.model" in str(caught.value)
