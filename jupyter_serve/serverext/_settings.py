@@ -1,0 +1,40 @@
+"""Administrator-tunable limits of the proxy, read from the Jupyter server's configuration.
+
+Set them like any Jupyter option, e.g. ``c.JupyterServeProxy.request_timeout = 300`` in
+``jupyter_server_config.py`` or ``--JupyterServeProxy.max_body_size=...`` on the command line.
+"""
+
+from __future__ import annotations
+
+from traitlets import Float, Int
+from traitlets.config import LoggingConfigurable
+
+
+class JupyterServeProxy(LoggingConfigurable):
+    """Timeouts and size limits of ``{base_url}jupyter-serve/``."""
+
+    connect_timeout = Float(
+        10.0,
+        help="Seconds to wait for a deployment's server to accept a proxied connection.",
+    ).tag(config=True)
+
+    # Longer than a deployment's own default --timeout (60 s), so its 504 reaches the client.
+    request_timeout = Float(
+        120.0,
+        help="Seconds a proxied request may take in total before the client gets 504.",
+    ).tag(config=True)
+
+    max_body_size = Int(
+        256 * 1024 * 1024,
+        help="Largest request body, in bytes, the proxy forwards; larger ones get 413.",
+    ).tag(config=True)
+
+    stop_timeout = Float(
+        15.0,
+        help="Seconds DELETE on a deployment waits for it to stop before answering 504.",
+    ).tag(config=True)
+
+    max_clients = Int(
+        100,
+        help="Proxied requests forwarded at once; more wait in a queue.",
+    ).tag(config=True)

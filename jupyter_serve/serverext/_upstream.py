@@ -1,0 +1,71 @@
+"""The HTTP client the proxy and the stop action use to reach deployments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado.http1connection import HTTP1Connection
+from tornado.iostream import IOStream
+from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
+
+from jupyter_serve.serverext._settings import JupyterServeProxy
+
+# Answers are streamed through, never held whole, so the client's own limit need not bind.
+_UNBOUNDED_RESPONSE = 1 << 50
+
+NO_CONTENT_TYPE_MARKER = "X-Jupyter-Serve-No-Content-Type"
+
+
+class _VerbatimHeadersConnection(_HTTPConnection):
+    """Sends a proxied request's headers as the proxy built them.
+
+    Tornado's client gives every POST lacking a Content-Type a form-urlencoded one; a proxy
+    must not invent headers (a deployment answers a missing Content-Type differently). The
+    proxy marks such requests; the marker and the invented header go before the wire.
+    """
+
+    def _create_connection(self, stream: IOStream) -> HTTP1Connection:
+        connection = super()._create_connection(stream)
+        write_headers = connection.write_headers
+
+        def write_verbatim_headers(start_line: Any, headers: Any, chunk: Any = None) -> Any:
+            if NO_CONTENT_TYPE_MARKER in headers:
+                del headers[NO_CONTENT_TYPE_MARKER]
+                if "Content-Type" in headers:
+                    del headers["Content-Type"]
+            return write_headers(start_line, headers, chunk)
+
+        connection.write_headers = write_verbatim_headers  # type: ignore[method-assign]
+        return connection
+
+
+class _ProxyHTTPClient(SimpleAsyncHTTPClient):
+    def _connection_class(self) -> type:
+        return _VerbatimHeadersConnection
+
+
+class UpstreamClient:
+    """One shared client, created on first use on the Jupyter server's event loop.
+
+    Not thread-safe: use it from the server's event loop only (as every handler does).
+    """
+
+    def __init__(self, settings: JupyterServeProxy) -> None:
+        self._settings = settings
+        self._client: SimpleAsyncHTTPClient | None = None
+
+    def client(self) -> SimpleAsyncHTTPClient:
+        """The client; it never follows redirects on its own (callers pass follow_redirects)."""
+        if self._client is None:
+            self._client = _ProxyHTTPClient(
+                force_instance=True,
+                max_clients=self._settings.max_clients,
+                max_body_size=_UNBOUNDED_RESPONSE,
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the client's connections; a later :meth:`client` call makes a new one."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
