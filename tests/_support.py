@@ -49,13 +49,16 @@ class CellResult:
 class Kernel:
     """One IPython kernel in its own runtime dir and registry; shut it down when done."""
 
-    def __init__(self, runtime_dir: Path, registry_dir: Path) -> None:
+    def __init__(
+        self, runtime_dir: Path, registry_dir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.runtime_dir = runtime_dir
         env = {
             **os.environ,
             "JUPYTER_RUNTIME_DIR": str(runtime_dir),
             "JUPYTER_SERVE_REGISTRY": str(registry_dir),
             "PYTHONWARNINGS": "ignore",
+            **(extra_env or {}),
         }
         runtime_dir.mkdir(parents=True, exist_ok=True)
         # Named as a Jupyter server names it, which is where the kernel id comes from.

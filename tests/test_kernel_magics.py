@@ -187,6 +187,7 @@ def test_deployments_lists_traffic_and_unserve_frees_the_port(kernel: Kernel) ->
     assert "Stopped 'listed'" in stopped.stdout
     assert not port_is_listening(port)
     assert discovery_files(kernel.runtime_dir) == []
+    assert kernel.ok("print(our_threads())").stdout.strip() == "[]"
     assert "No deployments in this kernel" in kernel.ok("%deployments").text
 
 
@@ -261,10 +262,19 @@ def test_unload_unregisters_the_magics_but_keeps_serving(kernel: Kernel) -> None
 
 
 def test_kernel_restart_and_shutdown_leave_nothing_behind(tmp_path: Path) -> None:
-    session = Kernel(tmp_path / "runtime", tmp_path / "registry")
+    # The extension comes from IPython's config here, as c.InteractiveShellApp.extensions.
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["jupyter_serve"]\n'
+    )
+    session = Kernel(
+        tmp_path / "runtime", tmp_path / "registry", {"IPYTHONDIR": str(tmp_path / "ipython")}
+    )
+    setup = "class Constant:\n    def predict(self, data): return [1]\nmodel = Constant()"
     try:
-        session.ok(SETUP.replace("clf = train_spam_classifier()", "clf = Constant('x')"))
-        first = int(served_url(session.ok("%serve clf")).rsplit(":", 1)[1])
+        session.ok(setup)
+        first = int(served_url(session.ok("%serve model")).rsplit(":", 1)[1])
         [record] = discovery_files(session.runtime_dir)
         assert json.loads(record.read_text())["kernel_id"] == session.kernel_id
 
@@ -272,8 +282,8 @@ def test_kernel_restart_and_shutdown_leave_nothing_behind(tmp_path: Path) -> Non
 
         assert not port_is_listening(first)
         assert discovery_files(session.runtime_dir) == []
-        session.ok(SETUP.replace("clf = train_spam_classifier()", "clf = Constant('x')"))
-        second = int(served_url(session.ok("%serve clf")).rsplit(":", 1)[1])
+        session.ok(setup)
+        second = int(served_url(session.ok("%serve model")).rsplit(":", 1)[1])
     finally:
         session.shutdown()
 
