@@ -40,6 +40,7 @@ pytestmark = pytest.mark.mlflow
 
 # Executed on both sides: the probe inputs each model is asked to predict on.
 CASES_SOURCE = r"""
+import json
 import numpy as np, pandas as pd
 text_cases = {
     "exact": pd.DataFrame({"text": ["free money now", "see you at lunch", "win cash"]}),
@@ -91,6 +92,35 @@ param_cases = {
     "int into string": {"mode": 3},
     "list param": {"weights": [1, 2]},
     "scalar for list": {"weights": 1.0},
+}
+signature_zoo = {
+    "all column types": {"inputs": json.dumps([
+        {"type": t, "name": t, "required": t != "binary"}
+        for t in ["boolean", "integer", "long", "float", "double", "string", "binary", "datetime"]
+    ])},
+    "unnamed columns": {"inputs": '[{"type": "double", "required": true}]'},
+    "nested columns": {"inputs": json.dumps([
+        {"type": "array", "items": {"type": "string"}, "name": "tags", "required": True},
+        {"type": "object", "properties": {"k": {"type": "long", "required": True}},
+         "name": "meta", "required": False},
+        {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True},
+        {"type": "any", "name": "anything", "required": True},
+    ])},
+    "named tensors": {"inputs": json.dumps([
+        {"name": "image", "type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 2, 2]}},
+        {"name": "label", "type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1]}},
+    ]), "outputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 10]}}]'},
+    "params": {
+      "inputs": '[{"type": "string", "name": "q", "required": true}]',
+      "params": json.dumps([
+        {"name": "k", "type": "long", "default": 3, "shape": None},
+        {"name": "t", "type": "float", "default": 0.5, "shape": None},
+        {"name": "on", "type": "boolean", "default": True, "shape": None},
+        {"name": "ws", "type": "double", "default": [1.0, 2.0], "shape": [-1]},
+        {"name": "when", "type": "datetime", "default": "2024-01-02T03:04:05", "shape": None},
+        {"name": "name", "dtype": "string", "default": "x", "shape": None},
+      ]),
+    },
 }
 signature_examples = {
     "frame": pd.DataFrame({"i": [1, 2], "f": [0.5, 1.5], "s": ["x", "y"], "b": [True, False],
@@ -192,6 +222,7 @@ report["inferred"]["with output"] = infer_signature(
 report["inferred"]["with params"] = infer_signature(
     text_cases["exact"], params={"k": 3, "t": 0.5, "name": "x", "flag": True, "ws": [1.0, 2.0]}
 ).to_dict()
+report["zoo"] = {n: ModelSignature.from_dict(d).to_dict() for n, d in signature_zoo.items()}
 json.dump(report, open(os.path.join(work, "report.json"), "w"))
 """
 
@@ -425,3 +456,10 @@ def test_python_model_without_mlflow_names_what_is_missing(interop: Interop) -> 
     with pytest.raises(MissingDependencyError) as caught:
         load_model(interop.work / "theirs" / "python_model")
     assert "`mlflow`" in str(caught.value) and "mlflow.pyfunc.model" in str(caught.value)
+
+
+def test_signature_zoo_round_trips_like_mlflow(interop: Interop) -> None:
+    """Every column type, optional and nested columns, named tensors, typed params."""
+    for name, entries in interop.cases["signature_zoo"].items():
+        ours = ModelSignature.from_mlmodel_dict(entries).to_mlmodel_dict()
+        assert _parsed(ours) == _parsed(interop.report["zoo"][name]), name
