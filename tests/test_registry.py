@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -364,3 +366,47 @@ def test_an_unwritable_registry_location_says_where_and_what_to_do(
         assert str(blocker / "registry") in message
         assert "set JUPYTER_SERVE_REGISTRY to a directory you can write" in message
     assert blocker.read_text() == ""
+
+
+def test_missing_artifacts_of_a_version_are_reported_not_served(
+    registry: EmbeddedRegistry, sources: list[Path]
+) -> None:
+    registry.register_model(sources[0], "spam")
+    shutil.rmtree(registry.get_version("spam", 1).path)
+    with pytest.raises(InvalidModelError, match="its artifacts are missing"):
+        registry.resolve("models:/spam/1")
+
+
+def test_a_stale_staging_directory_of_a_killed_process_is_cleaned_up(
+    registry: EmbeddedRegistry, sources: list[Path]
+) -> None:
+    registry.register_model(sources[0], "spam")
+    stale = registry.root / ".staging" / "incoming-killed"
+    fresh = registry.root / ".staging" / "incoming-running"
+    for leftover in (stale, fresh):
+        (leftover / "model").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+    registry.register_model(sources[1], "spam")
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="needs a non-root user: root writes through a read-only directory mode",
+)
+def test_a_read_only_registry_directory_is_refused_with_what_to_do(
+    registry: EmbeddedRegistry, sources: list[Path]
+) -> None:
+    registry.register_model(sources[0], "spam")
+    before = registry_snapshot(registry)
+    registry.root.chmod(0o500)
+    try:
+        with pytest.raises(RegistryError) as caught:
+            registry.register_model(sources[1], "spam")
+    finally:
+        registry.root.chmod(0o700)
+    assert str(registry.root) in str(caught.value)
+    assert "set JUPYTER_SERVE_REGISTRY" in str(caught.value)
+    assert registry_snapshot(registry) == before

@@ -7,10 +7,12 @@ renamed into place (one atomic rename), so a failure anywhere leaves no half dir
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +117,25 @@ def _describe_schema(schema_json: Any) -> str:
     return ", ".join(described)
 
 
+STALE_STAGING_SECONDS = 24 * 3600
+
+
 def make_staging_dir(staging_root: Path) -> Path:
-    """A new private directory under ``staging_root`` (on the registry's file system)."""
+    """A new private directory under ``staging_root`` (on the registry's file system).
+
+    Staging directories a day old belong to processes killed mid-registration: removed here.
+    """
     staging_root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(staging_root)
     return Path(tempfile.mkdtemp(prefix="incoming-", dir=staging_root))
+
+
+def _remove_stale(staging_root: Path) -> None:
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for leftover in staging_root.glob("incoming-*"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def stage_model(

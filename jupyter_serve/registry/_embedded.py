@@ -103,6 +103,7 @@ class EmbeddedRegistry:
         if alias is not None:
             validate_alias(alias)
         self._database.ensure_root()
+        self._database.check_writable()
         try:
             staging_dir = make_staging_dir(self.root / ".staging")
         except OSError as error:

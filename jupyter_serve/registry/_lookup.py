@@ -77,6 +77,12 @@ def resolve_registered(
             found = _aliased(registry, db, name, alias)
         case _:
             raise AssertionError(f"not a registry reference: {reference!r}")
+    if not found.path.is_dir():
+        raise InvalidModelError(
+            f"{uri!r} is version {found.version} of {found.name!r}, but its artifacts are "
+            f"missing from {found.path} (removed outside jupyter-serve?); delete that version "
+            "and register the model again"
+        )
     return ResolvedModel(uri=uri, path=found.path, name=found.name, version=found.version)
 
 

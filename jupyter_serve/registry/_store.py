@@ -10,6 +10,7 @@ processes at the cost of an open(), which SQLite makes cheap.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,15 @@ class RegistryDatabase:
                 raise
         self._initialised = True
 
+    def check_writable(self) -> None:
+        """``RegistryError`` naming the path when this process may not write the registry.
+
+        Checked up front because SQLite and the staging area live in subdirectories that can
+        stay writable when only the registry directory itself was made read-only.
+        """
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise unwritable_error(self.root, PermissionError("no write permission"))
+
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         """One transaction: committed when the block ends, rolled back when it raises.
@@ -96,6 +106,8 @@ class RegistryDatabase:
         writers), so reads inside the block see the state the writes will be applied to.
         """
         self.ensure_root()
+        if write:
+            self.check_writable()
         with self._connection() as connection:
             self._run(connection, "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
