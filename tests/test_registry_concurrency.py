@@ -1,10 +1,11 @@
-"""Several processes register into one embedded registry at the same moment."""
+"""Several processes, and several threads, register into one embedded registry at once."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from test_registry import predicted_label, write_model_dir
@@ -87,3 +88,17 @@ def test_concurrent_processes_get_every_version_once(tmp_path: Path) -> None:
         assert registry.resolve(f"models:/spam@w{worker}").version == last_spam_version
     assert [v.version for v in registry.list_versions("ham")] == list(range(1, total + 1))
     assert list((root / ".staging").iterdir()) == []
+
+
+def test_threads_of_one_kernel_share_a_registry_object(tmp_path: Path) -> None:
+    registry = EmbeddedRegistry(tmp_path / "registry")
+    source = write_model_dir(tmp_path / "src", label="t")
+    threads = 4
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [
+            pool.submit(lambda: [registry.register_model(source, "spam") for _ in range(3)])
+            for _ in range(threads)
+        ]
+        numbers = sorted(n for future in futures for n in future.result(timeout=120))
+    assert numbers == list(range(1, threads * 3 + 1))
+    assert [v.version for v in registry.list_versions("spam")] == numbers
