@@ -7,6 +7,7 @@ they start leave it clean for the next.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import socket
@@ -28,6 +29,7 @@ from _support import (
 
 from jupyter_serve.datasets import SAMPLE_HAM_EMAIL, SAMPLE_SPAM_EMAIL
 
+JUPYTER_URL = "http://localhost:8888/user/ann/"
 EMAILS = {
     "dataframe_split": {"columns": ["text"], "data": [[SAMPLE_SPAM_EMAIL], [SAMPLE_HAM_EMAIL]]}
 }
@@ -55,6 +57,11 @@ def our_threads():
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     root = tmp_path_factory.mktemp("kernel")
+    # The kernel's parent (this process) poses as a Jupyter server, as far as its file goes.
+    (root / "runtime").mkdir()
+    (root / "runtime" / f"jpserver-{os.getpid()}.json").write_text(
+        json.dumps({"url": JUPYTER_URL, "base_url": "/user/ann/"})
+    )
     session = Kernel(root / "runtime", root / "registry")
     try:
         session.ok(SETUP, timeout=120)
@@ -103,11 +110,18 @@ def test_serve_a_registered_model_on_a_chosen_port(kernel: Kernel) -> None:
         result.text
     )
     assert "was free" not in result.text
+    proxied = f"{JUPYTER_URL}jupyter-serve/proxy/{kernel.pid}-spam/"
+    assert f"Through Jupyter: {proxied}" in result.text
     answer = requests.post(f"http://127.0.0.1:{port}/invocations", json=EMAILS, timeout=10)
     assert answer.json() == {"predictions": ["spam", "ham"]}
     [record_file] = discovery_files(kernel.runtime_dir)
     record = json.loads(record_file.read_text())
-    assert (record["kernel_id"], record["port"], record["version"]) == (kernel.kernel_id, port, "1")
+    assert (record["kernel_id"], record["port"], record["version"], record["proxy_url"]) == (
+        kernel.kernel_id,
+        port,
+        "1",
+        proxied,
+    )
 
 
 def test_requests_are_answered_while_a_cell_runs(kernel: Kernel) -> None:

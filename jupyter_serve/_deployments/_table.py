@@ -157,9 +157,10 @@ class DeploymentTable:
 
     def stop(self, name: str) -> None:
         """Stop deployment ``name``; ``DeploymentError`` naming the running ones if unknown."""
-        deployment = self.get(name)
-        if deployment is None:
+        with self._lock:
+            deployment = self._by_name.get(name)
             running = ", ".join(sorted(self._by_name)) or "none"
+        if deployment is None:
             raise DeploymentError(
                 f"No deployment named {name!r} in this process (running: {running})."
             )
