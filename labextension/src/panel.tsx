@@ -104,14 +104,11 @@ function EmptyState(): JSX.Element {
   return (
     <div className="jp-ServeDeployments-empty">
       <p>No model is being served yet.</p>
-      <p>In a notebook, load the extension and serve a model:</p>
-      <pre className="jp-ServeDeployments-code">
-        {'%load_ext jupyter_serve\n%serve clf'}
-      </pre>
-      <p>
-        <code>%serve models:/spam/Production --port 8888</code> serves a registered model. Deployments of
-        every kernel show up here.
-      </p>
+      <p>In a notebook, load the extension and serve a fitted model:</p>
+      <pre className="jp-ServeDeployments-code">{'%load_ext jupyter_serve\n%serve clf'}</pre>
+      <p>or a registered one:</p>
+      <pre className="jp-ServeDeployments-code">{'%serve models:/spam/Production'}</pre>
+      <p>The deployments of every kernel show up here.</p>
     </div>
   );
 }

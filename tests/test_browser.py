@@ -1,0 +1,402 @@
+"""The Deployments sidebar in a real JupyterLab, driven by Debian's Chromium through Playwright.
+
+One user story, end to end: JupyterLab runs under a ``base_url`` with a token; a notebook's
+kernel (started through Lab's REST API, as opening the notebook would) runs
+``%load_ext jupyter_serve`` and ``%serve clf``; the sidebar, opened from the command palette,
+shows the deployment under the notebook's name; the try-it box gets a prediction through the
+proxy; the copied ``curl`` works from a shell; Stop removes the deployment. Screenshots of
+each step, light and dark, go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from jupyter_client.blocking.client import BlockingKernelClient
+from playwright import sync_api as playwright_sync
+
+from jupyter_serve.datasets import SAMPLE_HAM_EMAIL, SAMPLE_SPAM_EMAIL
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+BASE_URL = "/lab-base/"
+TOKEN = "browser-test-token"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+PANEL = ".jp-ServeDeployments"
+CARD = ".jp-ServeDeployments-card"
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (requests.RequestException, OSError) as error:
+            last_error, value = error, None
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Lab:
+    """A `jupyter lab` subprocess on a free loopback port, with a token and a base URL."""
+
+    def __init__(self, home: Path, runtime_dir: Path, registry: Path) -> None:
+        self.port = free_port()
+        self.root = home / "notebooks"
+        self.root.mkdir(parents=True)
+        self.runtime_dir = runtime_dir
+        self.url = f"http://127.0.0.1:{self.port}{BASE_URL}"
+        config_dir = home / "config"
+        config_dir.mkdir()
+        settings_dir = home / "lab-settings"
+        # No "get Jupyter news?" toast over the screenshots (and no fetch of the news feed).
+        notification_settings = settings_dir / "@jupyterlab" / "apputils-extension"
+        notification_settings.mkdir(parents=True)
+        (notification_settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false"})
+        )
+        # Enable the server extension explicitly: the test must not depend on which config
+        # files the install put in sys.prefix.
+        (config_dir / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_serve": True}}})
+        )
+        env = {
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+            "JUPYTER_SERVE_REGISTRY": str(registry),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
+            "JUPYTERLAB_SETTINGS_DIR": str(settings_dir),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "lab-workspaces"),
+            "PYTHONWARNINGS": "ignore",
+        }
+        self.log_path = home / "jupyter-lab.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--LabApp.extension_manager=readonly",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.base_url={BASE_URL}",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={self.root}",
+                "--LabApp.news_url=",
+                "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {TOKEN}"
+        wait_for(self._ready, "JupyterLab to answer /api/status", timeout=90)
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
+        return self.session.get(self.url + "api/status", timeout=5).status_code == 200
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+    def deployments(self) -> list[dict[str, Any]]:
+        response = self.api("GET", "jupyter-serve/api/deployments")
+        assert response.status_code == 200, response.text
+        listed: list[dict[str, Any]] = response.json()
+        return listed
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> None:
+        for session in self.api("GET", "api/sessions").json():
+            self.api("DELETE", f"api/sessions/{session['id']}")
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._log.close()
+
+
+class NotebookKernel:
+    """The kernel of a notebook session, driven over its connection file like a front end."""
+
+    def __init__(self, lab: Lab, notebook: str) -> None:
+        empty_notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        created = lab.api(
+            "PUT", f"api/contents/{notebook}", json={"type": "notebook", "content": empty_notebook}
+        )
+        assert created.status_code in (200, 201), created.text
+        session = lab.api(
+            "POST",
+            "api/sessions",
+            json={
+                "path": notebook,
+                "name": notebook,
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+        )
+        assert session.status_code == 201, session.text
+        self.kernel_id: str = session.json()["kernel"]["id"]
+        connection_file = lab.runtime_dir / f"kernel-{self.kernel_id}.json"
+        wait_for(connection_file.exists, f"the kernel's connection file {connection_file}")
+        self.client = BlockingKernelClient(connection_file=str(connection_file))
+        self.client.load_connection_file()
+        self.client.start_channels()
+        wait_for(self._answers_kernel_info, "the notebook's kernel to answer kernel_info")
+
+    def _answers_kernel_info(self) -> bool:
+        # Not wait_for_ready(): without a kernel manager it judges liveness by heartbeats,
+        # which may not have started yet, and gives up.
+        msg_id = self.client.kernel_info()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                reply = self.client.get_shell_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return True
+        return False
+
+    def run(self, code: str, timeout: float = 120) -> str:
+        """Run one cell; return its text output, fail the test with the traceback if it raised."""
+        msg_id = self.client.execute(code, allow_stdin=False)
+        output: list[str] = []
+        error: dict[str, Any] | None = None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"cell still running after {timeout} s: {code!r}")
+            try:
+                message = self.client.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                output.append(content["text"])
+            elif kind in ("display_data", "execute_result"):
+                output.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                error = content
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        if error is not None:
+            pytest.fail(f"cell {code!r} raised:\n" + "\n".join(error["traceback"]))
+        return "".join(output)
+
+    def close(self) -> None:
+        self.client.stop_channels()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
+    server = Lab(
+        tmp_path / "lab",
+        Path(os.environ["JUPYTER_RUNTIME_DIR"]),
+        Path(os.environ["JUPYTER_SERVE_REGISTRY"]),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        try:
+            browser_page = context.pages[0] if context.pages else context.new_page()
+            browser_page.set_default_timeout(30_000)
+            yield browser_page
+        finally:
+            context.close()
+
+
+def open_lab(page: Any, lab: Lab) -> None:
+    page.goto(f"{lab.url}lab?token={TOKEN}")
+    # Our tab in the left sidebar exists only once the prebuilt extension has activated.
+    page.locator('.jp-SideBar [data-id="jupyter-serve-deployments"]').wait_for()
+
+
+def open_panel_from_palette(page: Any) -> None:
+    palette = page.locator(".lm-CommandPalette-input")
+
+    def palette_opened() -> bool:
+        # Lab binds its shortcuts once start-up is over: press again until it has.
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.wait_for(state="visible", timeout=1000)
+        except playwright_sync.TimeoutError:
+            return False
+        return True
+
+    wait_for(palette_opened, "the command palette to open on Ctrl+Shift+C")
+    palette.fill("Show Model Deployments")
+    page.keyboard.press("Enter")
+    page.locator(PANEL).wait_for(state="visible")
+
+
+def set_theme(lab: Lab, theme: str) -> None:
+    settings = {"raw": json.dumps({"theme": theme})}
+    response = lab.api(
+        "PUT", "lab/api/settings/@jupyterlab/apputils-extension:themes", json=settings
+    )
+    assert response.status_code == 204, response.text
+
+
+def screenshot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def run_copied_curl(command: str) -> dict[str, Any]:
+    """Run the copied curl as a user would paste it into a shell."""
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed to check the copied command (Debian package curl)")
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[0] == "curl"
+    done = subprocess.run([*words, "--silent", "--show-error"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None:
+    open_lab(page, lab)
+    open_panel_from_palette(page)
+    panel = page.locator(PANEL)
+    empty_state = panel.locator(".jp-ServeDeployments-empty")
+    empty_state.wait_for()
+    assert "%load_ext jupyter_serve" in empty_state.inner_text()
+    assert "%serve clf" in empty_state.inner_text()
+    screenshot(page, "01-empty-light")
+
+    kernel = NotebookKernel(lab, "spam.ipynb")
+    try:
+        kernel.run("%load_ext jupyter_serve")
+        kernel.run(
+            "from jupyter_serve.datasets import train_spam_classifier\n"
+            "clf = train_spam_classifier()"
+        )
+        kernel.run("%serve clf")
+
+        # The panel refreshes by itself: no reload, no click.
+        card = panel.locator(CARD)
+        card.wait_for()
+        [listed] = lab.deployments()
+        assert listed["kernel_id"] == kernel.kernel_id
+        assert card.get_attribute("data-deployment-id") == listed["id"]
+        group_title = panel.locator(".jp-ServeDeployments-groupTitle").inner_text()
+        assert group_title == "spam.ipynb"
+        assert card.locator(".jp-ServeDeployments-name").inner_text() == listed["name"]
+        assert "running" in card.locator(".jp-ServeDeployments-statusText").inner_text()
+
+        card.get_by_role("button", name="Try it").click()
+        card.get_by_label("JSON request body or sample text").fill(SAMPLE_SPAM_EMAIL)
+        card.get_by_role("button", name="Send").click()
+        answer = card.locator(".jp-ServeDeployments-answer")
+        page.wait_for_function(
+            "el => el.textContent.startsWith('HTTP ')", arg=answer.element_handle()
+        )
+        status_line, _, body = answer.inner_text().partition("\n")
+        assert status_line == "HTTP 200"
+        assert json.loads(body) == {"predictions": ["spam"]}
+        # The request went through the proxy, so the deployment counted it.
+        page.wait_for_function(
+            "el => el.textContent.trim() !== '0'",
+            arg=card.locator(".jp-ServeDeployments-metric dd").first.element_handle(),
+        )
+        screenshot(page, "02-deployment-light")
+
+        card.get_by_label("JSON request body or sample text").fill(
+            json.dumps({"dataframe_split": {"columns": ["text"], "data": [[SAMPLE_HAM_EMAIL]]}})
+        )
+        card.get_by_role("button", name="Copy curl").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert f"Authorization: token {TOKEN}" in copied
+        assert f"{lab.url}jupyter-serve/proxy/{listed['id']}/invocations" in copied
+        assert run_copied_curl(copied) == {"predictions": ["ham"]}
+
+        set_theme(lab, "JupyterLab Dark")
+        page.reload()
+        page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+        panel.locator(CARD).wait_for()
+        screenshot(page, "03-deployment-dark")
+
+        panel.locator(CARD).get_by_role("button", name="Stop").click()
+        empty_state.wait_for()
+        assert lab.deployments() == []
+        screenshot(page, "04-stopped-dark")
+        still_running = kernel.run(
+            "import jupyter_serve\n"
+            "print([d.name for d in jupyter_serve.deployments() if d.status != 'stopped'])"
+        )
+        assert still_running.strip() == "[]"
+    finally:
+        kernel.close()
+
+
+def test_the_installed_lab_lists_the_prebuilt_extension() -> None:
+    jupyter = Path(sys.executable).with_name("jupyter")
+    done = subprocess.run(
+        [str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
+    listing = done.stdout + done.stderr
+    [line] = [row for row in listing.splitlines() if "jupyter-serve" in row]
+    assert "enabled" in line and "OK" in line, listing
