@@ -31,6 +31,8 @@ from jupyter_serve.models import (
     ModelSignature,
     ParamSchema,
     ParamSpec,
+    Schema,
+    from_object,
     infer_signature,
     load_model,
     save_model,
@@ -122,6 +124,64 @@ signature_zoo = {
       ]),
     },
 }
+def columns(*specs):
+    return json.dumps([{"type": t, "name": n, "required": r} for n, t, r in specs])
+
+enforcement_cases = [
+    ("iso strings into datetime", columns(("d", "datetime", True)),
+     pd.DataFrame({"d": np.array(["2024-01-02", "2024-03-04T05:06:07"], dtype=object)})),
+    ("str dtype into datetime", columns(("d", "datetime", True)),
+     pd.DataFrame({"d": ["2024-01-02"]})),
+    ("seconds into datetime", columns(("d", "datetime", True)),
+     pd.DataFrame({"d": np.array(["2024-01-02"], dtype="datetime64[s]")})),
+    ("optional column missing", columns(("a", "double", True), ("b", "string", False)),
+     pd.DataFrame({"a": [1.5]})),
+    ("optional column present", columns(("a", "double", True), ("b", "string", False)),
+     pd.DataFrame({"b": ["x"], "a": [1.5]})),
+    ("booleans with None", columns(("f", "boolean", True)),
+     pd.DataFrame({"f": np.array([True, None], dtype=object)})),
+    ("int64 into integer", columns(("i", "integer", True)), pd.DataFrame({"i": [1, 2]})),
+    ("int32 into long", columns(("i", "long", True)),
+     pd.DataFrame({"i": np.array([1, 2], dtype=np.int32)})),
+    ("uint8 into long", columns(("i", "long", True)),
+     pd.DataFrame({"i": np.array([1, 2], dtype=np.uint8)})),
+    ("uint64 into long", columns(("i", "long", True)),
+     pd.DataFrame({"i": np.array([1, 2], dtype=np.uint64)})),
+    ("int16 into double", columns(("x", "double", True)),
+     pd.DataFrame({"x": np.array([1, 2], dtype=np.int16)})),
+    ("nullable Int64 into long", columns(("i", "long", True)),
+     pd.DataFrame({"i": pd.array([1, 2], dtype="Int64")})),
+    ("float64 into float", columns(("x", "float", True)), pd.DataFrame({"x": [1.5]})),
+    ("zeros and ones into float", columns(("x", "float", True)), pd.DataFrame({"x": [0, 1]})),
+    ("bytes into binary", columns(("b", "binary", True)),
+     pd.DataFrame({"b": np.array([b"ab", b"c"], dtype=object)})),
+    ("None in string", columns(("s", "string", True)),
+     pd.DataFrame({"s": np.array(["a", None], dtype=object)})),
+    ("floats into string", columns(("s", "string", True)), pd.DataFrame({"s": [1.5]})),
+    ("unnamed columns take the first ones", '[{"type": "double"}, {"type": "long"}]',
+     pd.DataFrame({"p": [1.5], "q": [2], "r": ["x"]})),
+    ("unnamed columns too few", '[{"type": "double"}, {"type": "long"}]',
+     pd.DataFrame({"p": [1.5]})),
+    ("array column", json.dumps([{"type": "array", "items": {"type": "string"}, "name": "t",
+                                  "required": True}]),
+     pd.DataFrame({"t": [["a", "b"], ["c"]]})),
+    ("scalar dict becomes one row", columns(("a", "double", True), ("s", "string", True)),
+     {"a": 1.5, "s": "x"}),
+    ("series", columns(("score", "double", True)), pd.Series([1.0, 2.0], name="score")),
+    ("list of rows", columns(("a", "long", True)), [{"a": 1}, {"a": 2}]),
+    ("empty frame", columns(("a", "double", True)), pd.DataFrame({"a": []})),
+]
+
+def describe(result):
+    if not isinstance(result, pd.DataFrame):
+        return {"type": type(result).__name__}
+    return {
+        "columns": [str(c) for c in result.columns],
+        "dtypes": [str(t) for t in result.dtypes],
+        "values": [[None if v is None or (isinstance(v, float) and v != v) else str(v)
+                    for v in row] for row in result.astype(object).values.tolist()],
+    }
+
 signature_examples = {
     "frame": pd.DataFrame({"i": [1, 2], "f": [0.5, 1.5], "s": ["x", "y"], "b": [True, False],
                            "f32": np.array([1.0, 2.0], dtype=np.float32),
@@ -222,6 +282,16 @@ report["inferred"]["with output"] = infer_signature(
 report["inferred"]["with params"] = infer_signature(
     text_cases["exact"], params={"k": 3, "t": 0.5, "name": "x", "flag": True, "ws": [1.0, 2.0]}
 ).to_dict()
+from mlflow.models.utils import _enforce_schema
+from mlflow.types import Schema
+report["enforced"] = {}
+for name, schema_json, data in enforcement_cases:
+    try:
+        report["enforced"][name] = describe(_enforce_schema(data, Schema.from_json(schema_json)))
+    except mlflow.exceptions.MlflowException as e:
+        report["enforced"][name] = {"error": "schema", "message": str(e)[:300]}
+    except Exception as e:
+        report["enforced"][name] = {"error": type(e).__name__, "message": str(e)[:300]}
 report["zoo"] = {n: ModelSignature.from_dict(d).to_dict() for n, d in signature_zoo.items()}
 json.dump(report, open(os.path.join(work, "report.json"), "w"))
 """
@@ -463,3 +533,25 @@ def test_signature_zoo_round_trips_like_mlflow(interop: Interop) -> None:
     for name, entries in interop.cases["signature_zoo"].items():
         ours = ModelSignature.from_mlmodel_dict(entries).to_mlmodel_dict()
         assert _parsed(ours) == _parsed(interop.report["zoo"][name]), name
+
+
+class _Identity:
+    def predict(self, data: Any) -> Any:
+        return data
+
+
+def test_enforcement_converts_exactly_like_mlflow(interop: Interop) -> None:
+    """Column casting and conversion compared value by value with MLflow's `_enforce_schema`."""
+    describe = interop.cases["describe"]
+    for name, schema_json, data in interop.cases["enforcement_cases"]:
+        signature = ModelSignature(Schema.from_json(schema_json))
+        model = from_object(_Identity(), signature=signature)
+        try:
+            ours = describe(model.prepare_input(data)[0])
+        except SchemaEnforcementError as error:
+            ours = {"error": "schema", "message": str(error)}
+        theirs = interop.report["enforced"][name]
+        if "error" in theirs:
+            assert ours.get("error") == "schema", f"{name}: we {ours}, MLflow {theirs}"
+        else:
+            assert ours == theirs, name
