@@ -12,16 +12,20 @@ Four fresh kernels, so no measurement inherits another's imports:
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from benchmarks.agreement import collect_predictions, count_mismatches
 from benchmarks.kernel_driver import BenchKernel
 from benchmarks.outcome import MeasurementUnavailable
 from benchmarks.servers import free_port
 from benchmarks.stats import percentile
+from benchmarks.wrk import WrkRun, run_wrk
 
 KERNEL_HELPERS = """
 import http.client, json, os, time
@@ -115,6 +119,8 @@ class KernelResults:
     busy: LatencySample | None = None
     idle_workers: LatencySample | None = None
     busy_workers: LatencySample | None = None
+    mismatches: int | None = None
+    load: dict[int, WrkRun] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
@@ -153,11 +159,23 @@ def _attempt(results: KernelResults, name: str, step: Callable[[], object]) -> b
 class KernelBenchmark:
     """The kernel scenarios against one saved model; ``run()`` never raises for a missing piece."""
 
-    def __init__(self, model_dir: Path, body: bytes, work_dir: Path, busy_seconds: float) -> None:
-        self._model_file = model_dir / "model.skops"
-        self._body = body
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        busy_seconds: float,
+        wrk_seconds: float,
+        reference: list[Any] | None,
+    ) -> None:
+        """``work_dir`` holds what build_model wrote; ``reference``: MLflow's predictions."""
+        self._model_file = work_dir / "model" / "model.skops"
+        self._payload_file = work_dir / "payload.json"
+        self._body = self._payload_file.read_bytes()
+        self._emails: list[str] = json.loads((work_dir / "check_emails.json").read_text())
+        self._reference = reference
         self._work_dir = work_dir
         self._busy_seconds = busy_seconds
+        self._wrk_seconds = wrk_seconds
         self._env = {
             **os.environ,
             "JUPYTER_SERVE_REGISTRY": str(work_dir / "registry"),
@@ -240,6 +258,9 @@ class KernelBenchmark:
         results.rss_before_mb = timing["rss_before_mb"]
         results.rss_after_start_mb = timing["rss_after_mb"]
         results.idle = sequential_latencies(port, self._body, seconds=3.0)
+        _attempt(results, "predictions", lambda: self._check_predictions(port, results))
+        for connections in (1, 64):
+            _attempt(results, f"wrk_{connections}", self._load_step(port, connections, results))
         results.rss_after_traffic_mb = kernel.run_for_result(
             'print("BENCH_JSON " + json.dumps({"rss_mb": _bench_rss_mb()}))'
         )["rss_mb"]
@@ -247,6 +268,21 @@ class KernelBenchmark:
             results, "busy", lambda: setattr(results, "busy", self._busy_latency(kernel, port))
         )
         _attempt(results, "unserve", lambda: kernel.run("%unserve inmemory"))
+
+    def _load_step(self, port: int, connections: int, results: KernelResults) -> Callable[[], None]:
+        def drive() -> None:
+            url = f"http://127.0.0.1:{port}/invocations"
+            results.load[connections] = run_wrk(
+                url, self._payload_file, connections=connections, duration_s=self._wrk_seconds
+            )
+
+        return drive
+
+    def _check_predictions(self, port: int, results: KernelResults) -> None:
+        if self._reference is None:
+            raise MeasurementUnavailable("MLflow gave no reference predictions")
+        answers = collect_predictions(port, self._emails)
+        results.mismatches = count_mismatches(self._reference, answers)
 
     def _process_workers(self, kernel: BenchKernel, results: KernelResults) -> None:
         def workers() -> None:

@@ -61,6 +61,11 @@ class LoadBenchmark:
         return self._body
 
     @property
+    def reference(self) -> list[Any] | None:
+        """MLflow's predictions of the check emails, once MLflow answered them."""
+        return self._reference
+
+    @property
     def check_emails(self) -> int:
         return len(self._emails)
 

@@ -9,6 +9,7 @@ from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, BenchResults, S
 from benchmarks.wrk import RepeatedRuns
 
 NOT_AVAILABLE = "not available"
+IN_KERNEL_LABEL = "jupyter-serve `%serve clf` in a kernel"
 
 
 @dataclass(frozen=True)
@@ -167,25 +168,33 @@ def target_rows(results: BenchResults) -> list[TargetRow]:
     ]
 
 
+def _verdict(mismatches: int | None, note: str | None, emails: int) -> str:
+    if note is not None:
+        return f"{NOT_AVAILABLE} ({_cell(note)})"
+    if mismatches is None:
+        return f"{NOT_AVAILABLE} (the server did not run: see below)"
+    if mismatches == 0:
+        return f"identical to MLflow's on all {emails} emails"
+    return f"**{mismatches} of {emails} emails differ from MLflow's**"
+
+
 def _agreement_lines(results: BenchResults) -> list[str]:
     lines = []
     for key in (OURS, OURS_WORKERS):
         server = results.servers.get(key)
-        if server is not None and server.agreement_note is not None:
-            verdict = f"{NOT_AVAILABLE} ({_cell(server.agreement_note)})"
-        elif server is None or server.mismatches is None:
-            verdict = f"{NOT_AVAILABLE} (the server did not run: see below)"
-        elif server.mismatches == 0:
-            verdict = f"identical to MLflow's on all {results.check_emails} emails"
-        else:
-            verdict = (
-                f"**{server.mismatches} of {results.check_emails} emails differ from MLflow's**"
-            )
-        label = server.label if server else key
-        lines.append(
-            f"- {label}: {verdict} (asked with one request holding every email, "
-            "and with one request per email from 16 threads at once)."
+        verdict = _verdict(
+            server.mismatches if server else None,
+            server.agreement_note if server else None,
+            results.check_emails,
         )
+        lines.append(f"- {server.label if server else key}: {verdict}.")
+    kernel_note = results.kernel.unavailable.get("predictions")
+    verdict = _verdict(results.kernel.mismatches, kernel_note, results.check_emails)
+    lines.append(f"- {IN_KERNEL_LABEL}: {verdict}.")
+    lines.append(
+        "\nEach server is asked once with one request holding every email, and once with one "
+        "request per email sent from 16 threads at once (so a batching server merges them)."
+    )
     return lines
 
 
@@ -204,6 +213,11 @@ def _load_table(results: BenchResults) -> list[str]:
                 f"±{runs.rps_spread_percent / 2:.1f} % | {runs.median_p50_ms:.2f} ms | "
                 f"{runs.median_p99_ms:.2f} ms | {runs.failed} |"
             )
+    for connections, run in sorted(results.kernel.load.items()):
+        lines.append(
+            f"| {IN_KERNEL_LABEL} (1 run) | {connections} | {run.requests_per_second:,.0f} | - | "
+            f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} |"
+        )
     return lines
 
 
@@ -228,7 +242,7 @@ def _kernel_lines(kernel: KernelResults) -> list[str]:
         f"with `-w 2`: {_sample(kernel.busy_workers)}.",
         f"- Kernel RSS: {mb(kernel.rss_before_mb)} with the model loaded, "
         f"{mb(kernel.rss_after_start_mb)} once `%serve clf` answered, "
-        f"{mb(kernel.rss_after_traffic_mb)} after 3 s of requests.",
+        f"{mb(kernel.rss_after_traffic_mb)} after the requests above and the wrk runs.",
         "- `%serve clf --workers 2` → first 200: "
         + (
             NOT_AVAILABLE

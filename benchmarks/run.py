@@ -88,7 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         kernel = KernelResults()
         if "kernel" in selected:
             _log("measuring %serve in real kernels")
-            KernelBenchmark(work_dir / "model", load.body, work_dir, args.busy_seconds).run(kernel)
+            KernelBenchmark(
+                work_dir,
+                busy_seconds=args.busy_seconds,
+                wrk_seconds=args.duration,
+                reference=load.reference,
+            ).run(kernel)
             _log(f"kernel: {kernel}")
         results = BenchResults(
             date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
