@@ -232,7 +232,8 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
 class Dashboard(widgets.VBox):  # type: ignore[misc]
     """Every deployment of this kernel, refreshed live by one throttled writer thread.
 
-    Deployments started after the dashboard appear on their own. ``close()`` stops the writer.
+    Deployments started after the dashboard appear on their own. ``close()`` (or
+    ``stop_updates()``) ends the writer.
     """
 
     def __init__(self, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
@@ -280,8 +281,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             except Exception:  # a glitch in one refresh must not end live updates
                 continue
 
-    def close(self) -> None:
+    def stop_updates(self) -> None:
+        """End live updates; the widget stays as it is. Thread-safe."""
         self._closed.set()
+
+    def close(self) -> None:
+        self.stop_updates()
         super().close()
 
     def __repr__(self) -> str:

@@ -160,8 +160,9 @@ class TryItPanel(widgets.VBox):  # type: ignore[misc]
             if isinstance(predictions, list) and len(predictions) == 1
             else predictions
         )
+        text = shown if isinstance(shown, str) else json.dumps(shown)
         parts = [
-            f"<div style='font-size:1.3em'><b>{html.escape(json.dumps(shown))}</b></div>",
+            f"<div style='font-size:1.3em'><b>{html.escape(text)}</b></div>",
             self._probabilities(body),
             f"<div style='opacity:0.7'>{exchange.latency_ms:.1f} ms</div>",
         ]
