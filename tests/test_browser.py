@@ -305,6 +305,15 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def send_try_it(page: Any, card: Any) -> tuple[str, str]:
+    """Press Send in ``card``'s try-it box; return the status line and the body it shows."""
+    card.get_by_role("button", name="Send").click()
+    answer = card.locator(".jp-ServeDeployments-answer")
+    page.wait_for_function("el => el.textContent.startsWith('HTTP ')", arg=answer.element_handle())
+    status_line, _, body = answer.inner_text().partition("\n")
+    return status_line, body
+
+
 def run_copied_curl(command: str) -> dict[str, Any]:
     """Run the copied curl as a user would paste it into a shell."""
     if shutil.which("curl") is None:
@@ -347,15 +356,26 @@ def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None
         assert card.locator(".jp-ServeDeployments-name").inner_text() == listed["name"]
         assert "running" in card.locator(".jp-ServeDeployments-statusText").inner_text()
 
+        with page.context.expect_page() as opened:
+            card.get_by_role("button", name="Open /ping").click()
+        ping = opened.value
+        ping.wait_for_load_state()
+        assert ping.url == f"{lab.url}jupyter-serve/proxy/{listed['id']}/ping"
+        assert ping.evaluate("document.body.innerText").strip() == ""  # MLflow's body is "\n"
+        ping.close()
+
         card.get_by_role("button", name="Try it").click()
         card.get_by_label("JSON request body or sample text").fill(SAMPLE_SPAM_EMAIL)
-        card.get_by_role("button", name="Send").click()
-        answer = card.locator(".jp-ServeDeployments-answer")
-        page.wait_for_function(
-            "el => el.textContent.startsWith('HTTP ')", arg=answer.element_handle()
+        card.get_by_label("Text column").fill("subject")
+        status_line, body = send_try_it(page, card)
+        assert status_line == "HTTP 400", body
+        assert "jp-mod-error" in (
+            card.locator(".jp-ServeDeployments-answer").get_attribute("class") or ""
         )
-        status_line, _, body = answer.inner_text().partition("\n")
-        assert status_line == "HTTP 200"
+
+        card.get_by_label("Text column").fill("text")
+        status_line, body = send_try_it(page, card)
+        assert status_line == "HTTP 200", body
         assert json.loads(body) == {"predictions": ["spam"]}
         # The request went through the proxy, so the deployment counted it.
         page.wait_for_function(

@@ -235,6 +235,7 @@ function TryIt(props: ITryItProps): JSX.Element {
 
   const send = async (): Promise<void> => {
     setSending(true);
+    setAnswer(null);
     try {
       const { body } = buildInvocationBody(sample, column);
       const reply = await invokeDeployment(deployment, body, context.settings);
@@ -286,7 +287,7 @@ function TryIt(props: ITryItProps): JSX.Element {
         aria-live="polite"
         aria-label="Answer"
       >
-        {answer ? answer.text : 'The answer appears here.'}
+        {answer ? answer.text : sending ? 'Waiting for the answer…' : 'The answer appears here.'}
       </pre>
     </form>
   );
