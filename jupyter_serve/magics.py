@@ -90,7 +90,7 @@ class ServeMagics(Magics):
         "proxy (or who knows the secret) can call the port directly.",
     )
     @line_magic("serve")
-    def serve_magic(self, line: str) -> None:
+    def serve(self, line: str) -> None:
         """Serve a model over HTTP from this kernel, wire-compatible with `mlflow models serve`.
 
         Returns once the server answers /ping, and shows its URL and a ready-to-paste curl.
@@ -98,7 +98,7 @@ class ServeMagics(Magics):
         from jupyter_serve._deployments import ModelSource, load_uri, serve_source, wrap_object
         from jupyter_serve._deployments._display import ServeSummary
 
-        args = parse_argstring(self.serve_magic, line)
+        args = parse_argstring(self.serve, line)
         user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         try:
             source: ModelSource
@@ -127,30 +127,31 @@ class ServeMagics(Magics):
         display(ServeSummary(deployment, swapped=swapped, picked_port=args.port is None))
 
     @line_magic("deployments")
-    def deployments_magic(self, line: str) -> None:
+    def deployments(self, line: str) -> None:
         """List this kernel's deployments: name, source, version, URL, status, traffic."""
-        from jupyter_serve._deployments import deployments
+        from jupyter_serve._deployments import deployments as running_deployments
         from jupyter_serve._deployments._display import DeploymentListing
 
         if line.strip():
             raise UsageError(f"%deployments takes no arguments, got {line.strip()!r}.")
-        display(DeploymentListing(deployments()))
+        display(DeploymentListing(running_deployments()))
 
     @magic_arguments()
     @argument("name", nargs="?", help="The deployment to stop.")
     @argument("--all", action="store_true", help="Stop every deployment of this kernel.")
     @line_magic("unserve")
-    def unserve_magic(self, line: str) -> None:
+    def unserve(self, line: str) -> None:
         """Stop a deployment (or --all of them) and free its port."""
-        from jupyter_serve._deployments import deployments, stop
+        from jupyter_serve._deployments import deployments as running_deployments
+        from jupyter_serve._deployments import stop
 
-        args = parse_argstring(self.unserve_magic, line)
+        args = parse_argstring(self.unserve, line)
         if args.all == (args.name is not None):
-            running = ", ".join(d.name for d in deployments()) or "none"
+            running = ", ".join(d.name for d in running_deployments()) or "none"
             raise UsageError(f"%unserve needs one deployment name or --all (running: {running}).")
         try:
             if args.all:
-                count = len(deployments())
+                count = len(running_deployments())
                 stop(all=True)
                 print(f"Stopped {count} deployment{'s' if count != 1 else ''}.")
             else:

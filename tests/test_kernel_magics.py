@@ -223,6 +223,7 @@ def test_serve_help_documents_every_option(kernel: Kernel) -> None:
     result = kernel.ok("%serve?")
 
     help_text = json.dumps(result.payload)
+    assert "%serve [--name NAME] [-p PORT] [-h HOST]" in help_text
     for option in ("--name", "--port", "--host", "--timeout", "--workers", "--env-manager"):
         assert option in help_text
     assert "--require-secret" in help_text
