@@ -27,6 +27,7 @@ from jupyter_serve.registry import (
     default_registry,
     signature_summary,
 )
+from jupyter_serve.server import add_serve_parser
 
 PROG = "jupyter-serve"
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_transition_parser(models_commands)
     add_alias_parser(models_commands)
     add_delete_parser(models_commands)
+    add_serve_parser(models_commands)
     return parser
 
 

@@ -30,3 +30,5 @@ class ServerOptions:
     max_batch_size: int = 64
     # Predictions (merged or not) computed at the same time; more queue up and merge.
     prediction_threads: int = 2
+    # Share the port with other processes (SO_REUSEPORT): how worker processes listen.
+    reuse_port: bool = False

@@ -108,7 +108,9 @@ class ScoringServer:
                     f"the server for {self.model_uri} was already started; create a new "
                     "ScoringServer to serve again."
                 )
-            sockets = bind_listening_sockets(self.host, self.port)
+            sockets = bind_listening_sockets(
+                self.host, self.port, reuse_port=self.options.reuse_port
+            )
             self.port = sockets[0].getsockname()[1]
             ready = threading.Event()
             failures: list[BaseException] = []
@@ -158,17 +160,9 @@ class ScoringServer:
         cleanly. Signals are only handled when called from the main thread."""
         if self._thread is None:
             self.start()
-        stop_signal = threading.Event()
-        previous: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, lambda *_: stop_signal.set())
         try:
-            while self.is_running and not stop_signal.wait(0.2):
-                pass
+            block_until_signalled(lambda: self.is_running)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             self.stop()
 
     def _run(
@@ -217,6 +211,22 @@ class ScoringServer:
                 )
             # A prediction past its timeout may still run; it finishes on its own thread.
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+def block_until_signalled(is_running: Callable[[], bool]) -> None:
+    """Block while ``is_running()`` until SIGINT or SIGTERM arrives (signals are only caught
+    when called from the main thread; the previous handlers are restored on return)."""
+    stop_signal = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop_signal.set())
+    try:
+        while is_running() and not stop_signal.wait(0.2):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def bind_listening_sockets(

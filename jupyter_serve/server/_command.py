@@ -1,0 +1,216 @@
+"""`jupyter-serve models serve`: a drop-in for `mlflow models serve`, same flags and defaults.
+
+Same options, defaults and environment variables as MLflow 3.17.2 (port 5000, host 127.0.0.1,
+timeout 60 s, one worker). Two differences, both deliberate: without ``--env-manager`` the
+model is served from the current environment (MLflow builds a virtualenv by default), and the
+environment managers that build environments are refused with a clear message until they exist.
+Heavy imports (pandas, scikit-learn) happen only once the arguments are known to be valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jupyter_serve.errors import DeploymentError, JupyterServeError
+
+_SUPPORTED_ENV_MANAGERS = ("local",)
+_PLANNED_ENV_MANAGERS = ("virtualenv", "uv", "conda")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add MLflow's `models serve` options to ``parser`` (made with ``add_help=False``, since
+    ``-h`` is the host: help is ``--help`` only). Defaults honour MLflow's environment
+    variables, read now."""
+    parser.add_argument("--help", action="help", help="show this help message and exit")
+    parser.add_argument(
+        "-m",
+        "--model-uri",
+        required=True,
+        metavar="URI",
+        help="the model to serve: models:/name/version|stage|latest, models:/name@alias, "
+        "a model directory or file:// URI",
+    )
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=int,
+        default=os.environ.get("MLFLOW_PORT", 5000),
+        help="the port to listen on (default: 5000, or $MLFLOW_PORT)",
+    )
+    parser.add_argument(
+        "-h",
+        "--host",
+        default=os.environ.get("MLFLOW_HOST", "127.0.0.1"),
+        metavar="HOST",
+        help="the network interface to bind (default: 127.0.0.1, or $MLFLOW_HOST)",
+    )
+    parser.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", 60),
+        help="seconds to answer a request before a 504 (default: 60, or "
+        "$MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT)",
+    )
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=int,
+        default=os.environ.get("MLFLOW_MODELS_WORKERS") or 1,
+        help="worker processes sharing the port (default: 1, or $MLFLOW_MODELS_WORKERS)",
+    )
+    parser.add_argument(
+        "--env-manager",
+        default=None,
+        metavar="{local,virtualenv,uv,conda}",
+        help="where the model runs; only 'local' (the current environment, our default) "
+        "is supported yet",
+    )
+    parser.add_argument("--no-conda", action="store_true", help="use the local environment")
+    parser.add_argument(
+        "--install-mlflow", action="store_true", help="not supported yet (needs an env manager)"
+    )
+    parser.add_argument("--enable-mlserver", action="store_true", help="not supported yet")
+    parser.add_argument(
+        "--log-requests", action="store_true", help="log every request (costs throughput)"
+    )
+
+
+def add_serve_parser(models_commands: Any) -> None:
+    """Add ``serve`` to the CLI's ``jupyter-serve models`` subcommands; its handler is
+    `run_serve`."""
+    parser = models_commands.add_parser(
+        "serve",
+        add_help=False,
+        help="serve a model over the MLflow scoring protocol (as `mlflow models serve`)",
+        description="Serve an MLflow model over the MLflow scoring protocol "
+        "(a drop-in for `mlflow models serve`).",
+    )
+    add_serve_arguments(parser)
+    parser.set_defaults(handler=run_serve)
+
+
+def build_serve_parser(prog: str = "jupyter-serve models serve") -> argparse.ArgumentParser:
+    """A stand-alone parser for the command (the CLI adds the same arguments to its own)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        add_help=False,
+        description="Serve an MLflow model over the MLflow scoring protocol "
+        "(a drop-in for `mlflow models serve`).",
+    )
+    add_serve_arguments(parser)
+    return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM and return 0; on a user-fixable failure (bad option, model
+    that does not load, port in use, bad host) print one line to stderr and return 1."""
+    try:
+        _refuse_unsupported(args)
+        _configure_logging(args.log_requests)
+        server = _start_server(args)
+    except JupyterServeError as error:
+        print(f"jupyter-serve: error: {error}", file=sys.stderr)
+        return 1
+    print(f"jupyter-serve: serving {args.model_uri} at {server.url} (Ctrl+C to stop)", flush=True)
+    server.serve_forever()
+    print("jupyter-serve: stopped", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``jupyter-serve models serve ...`` without the surrounding CLI."""
+    return run_serve(build_serve_parser().parse_args(argv))
+
+
+def _refuse_unsupported(args: argparse.Namespace) -> None:
+    env_manager = args.env_manager
+    if env_manager is not None and env_manager not in _SUPPORTED_ENV_MANAGERS:
+        if env_manager in _PLANNED_ENV_MANAGERS:
+            raise DeploymentError(
+                f"--env-manager {env_manager} is not supported yet; use --env-manager local "
+                "to serve from the current environment (install the model's requirements "
+                "into it first)."
+            )
+        raise DeploymentError(
+            f"unknown --env-manager {env_manager!r}; expected one of local, virtualenv, uv, "
+            "conda (only local is supported yet)."
+        )
+    if args.install_mlflow:
+        raise DeploymentError(
+            "--install-mlflow is not supported yet (it needs an environment manager other "
+            "than local); drop the flag to serve from the current environment."
+        )
+    if args.enable_mlserver:
+        raise DeploymentError(
+            "--enable-mlserver is not supported yet (MLflow removed it in 3.13); drop the flag "
+            "to serve the MLflow scoring protocol."
+        )
+    if args.workers < 1:
+        raise DeploymentError(f"--workers must be at least 1, got {args.workers}.")
+    if args.timeout <= 0:
+        raise DeploymentError(
+            f"--timeout must be a positive number of seconds, got {args.timeout}."
+        )
+    if not 0 <= args.port <= 65535:
+        raise DeploymentError(f"--port must be between 0 and 65535, got {args.port}.")
+
+
+def _configure_logging(log_requests: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if log_requests else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _start_server(args: argparse.Namespace) -> Any:
+    from jupyter_serve.registry import resolve_model_uri
+    from jupyter_serve.server._options import ServerOptions
+
+    resolved = resolve_model_uri(args.model_uri)
+    version = None if resolved.version is None else str(resolved.version)
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        timeout=args.timeout,
+        workers=args.workers,
+        log_requests=args.log_requests,
+    )
+    if args.workers > 1:
+        from jupyter_serve.server._workers import WorkerPool
+
+        pool = WorkerPool(resolved.path, options, model_uri=args.model_uri, version=version)
+        pool.start()
+        return pool
+    from jupyter_serve.server._server import ScoringServer, bind_listening_sockets
+
+    # A port in use or a bad host should fail at once, not after seconds of model loading.
+    for probe in bind_listening_sockets(options.host, options.port):
+        probe.close()
+    model = _load(resolved.path, args.model_uri)
+    server = ScoringServer(model, options, model_uri=args.model_uri, version=version)
+    server.start()
+    return server
+
+
+def _load(path: Any, model_uri: str) -> Any:
+    from jupyter_serve.models import load_model
+
+    try:
+        return load_model(path)
+    except JupyterServeError:
+        raise
+    except Exception as error:
+        raise DeploymentError(
+            f"the model {model_uri} ({path}) failed to load: {type(error).__name__}: {error}. "
+            "Check that it was saved with compatible library versions."
+        ) from error
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""One worker process of a `WorkerPool`: loads the model itself and serves the shared port.
+
+Started as ``python -m jupyter_serve.server._worker``; reads its assignment as one JSON line
+on stdin (never argv, which other local users can read: it may hold the proxy secret), prints
+``READY`` on stdout once it accepts connections, then one metrics line per second. It stops on
+SIGTERM/SIGINT, and on its own when its parent process goes away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+from jupyter_serve.errors import JupyterServeError
+
+READY_LINE = "READY"
+_METRICS_INTERVAL_SECONDS = 1.0
+
+
+def main() -> int:
+    """Serve the assignment read from stdin; 0 after a clean stop, 1 when it cannot serve."""
+    assignment: dict[str, Any] = json.loads(sys.stdin.readline())
+    parent = os.getppid()
+    from jupyter_serve.models import load_model
+    from jupyter_serve.server._options import ServerOptions
+    from jupyter_serve.server._server import ScoringServer
+
+    options = ServerOptions(**{**assignment["options"], "workers": 1, "reuse_port": True})
+    try:
+        model = load_model(assignment["model_path"])
+        server = ScoringServer(
+            model, options, model_uri=assignment["model_uri"], version=assignment["version"]
+        )
+        server.start()
+    except (JupyterServeError, OSError) as error:
+        print(f"jupyter-serve worker {os.getpid()}: error: {error}", file=sys.stderr)
+        return 1
+    print(READY_LINE, flush=True)
+    stopped = threading.Event()
+
+    def report_metrics_until_orphaned() -> None:
+        while not stopped.wait(_METRICS_INTERVAL_SECONDS):
+            if os.getppid() != parent:
+                server.stop()
+                return
+            try:
+                print(json.dumps(server.metrics.snapshot()), flush=True)
+            except (BrokenPipeError, ValueError):
+                server.stop()
+                return
+
+    reporter = threading.Thread(target=report_metrics_until_orphaned, daemon=True)
+    reporter.start()
+    try:
+        server.serve_forever()
+    finally:
+        stopped.set()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
