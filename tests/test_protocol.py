@@ -227,9 +227,11 @@ def test_nan_is_written_as_mlflow_writes_it_and_python_clients_read_it_back() ->
     assert math.isnan(decoded["predictions"][0])
 
 
-def test_unserializable_predictions_raise_type_error() -> None:
-    with pytest.raises(TypeError):
-        render_predictions(object(), wrap=True)
+def test_unserializable_predictions_are_a_500_internal_error() -> None:
+    with pytest.raises(ScoringError) as caught:
+        render_predictions({"model": object()}, wrap=True)
+    assert (caught.value.status, caught.value.error_code) == (500, "INTERNAL_ERROR")
+    assert "cannot be written as JSON" in caught.value.message
 
 
 def test_error_json_fields_in_mlflow_order() -> None:

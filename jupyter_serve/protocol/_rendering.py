@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jupyter_serve.protocol._errors import ScoringError
 from jupyter_serve.protocol._responses import JSON_CONTENT_TYPE, ScoringResponse
 
 
@@ -56,11 +57,19 @@ def jsonable_predictions(predictions: Any) -> Any:
 def render_predictions(predictions: Any, *, wrap: bool) -> ScoringResponse:
     """200 with ``{"predictions": X}`` (or X alone when ``wrap`` is False), MLflow's shapes.
 
-    Raises TypeError when the model returned something JSON cannot hold (``invoke`` turns that
-    into a 500 JSON error). Thread-safe.
+    Raises ScoringError 500 ``INTERNAL_ERROR`` when the model returned something JSON cannot
+    hold (MLflow answers a bare 500 there). Thread-safe.
     """
     payload = jsonable_predictions(predictions)
     if wrap:
         payload = {"predictions": payload}
-    body = json.dumps(payload, default=_encode_other)
+    try:
+        body = json.dumps(payload, default=_encode_other)
+    except (TypeError, ValueError) as error:
+        raise ScoringError(
+            500,
+            "INTERNAL_ERROR",
+            f"The model's predictions cannot be written as JSON ({error}). Make the model "
+            "return arrays, lists, DataFrames, Series, dicts, numbers or strings.",
+        ) from error
     return ScoringResponse(200, body.encode("utf-8"), JSON_CONTENT_TYPE)
