@@ -51,7 +51,7 @@ jstest: $(LABEXT_BUILT)
 
 # The browser test drives Debian's chromium (Playwright's own browser download fails offline).
 /usr/bin/chromium:
-	apt-get update && apt-get install -y chromium
+	apt-get -o DPkg::Lock::Timeout=300 update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y chromium
 
 chromium: /usr/bin/chromium
 
