@@ -7,6 +7,8 @@ does before predict; ``predict_prepared`` runs the model on already-prepared inp
 
 from __future__ import annotations
 
+import logging
+
 from jupyter_serve.models._directory import load_model, save_model
 from jupyter_serve.models._inference import infer_signature
 from jupyter_serve.models._loaded import LoadedModel, from_object
@@ -21,6 +23,11 @@ from jupyter_serve.models._schema import (
     Schema,
     TensorSpec,
 )
+
+# A library adds no output of its own: without this, Python's last-resort handler would print
+# each enforcement warning (extra columns, unknown params) into the notebook. Users who
+# configure logging still get them.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MLFLOW_COMPATIBLE_VERSION",

@@ -85,8 +85,8 @@ class LoadedModel:
             except Exception as error:
                 # MLflow turns every failure inside enforcement into a schema error (400).
                 raise SchemaEnforcementError(
-                    f"Failed to enforce schema of data with schema {self._schema_text()}. "
-                    f"Error: {error}"
+                    f"Failed to enforce schema of data '{data}' with schema "
+                    f"'{self._schema_text()}'. Error: {error}"
                 ) from error
         return data, self._params_enforcer.enforce(params)
 
@@ -115,7 +115,7 @@ class LoadedModel:
 
     def _schema_text(self) -> str:
         inputs = self.signature.inputs if self.signature else None
-        return inputs.to_json() if inputs is not None else "none"
+        return repr(inputs) if inputs is not None else "none"
 
 
 def from_object(

@@ -82,6 +82,9 @@ class NestedType:
     def name(self) -> str:
         return str(self.spec.get("type", "any"))
 
+    def __repr__(self) -> str:
+        return f"{self.name.capitalize()}({json.dumps(self.spec.get('items', ''))})"
+
 
 _NESTED_TYPE_NAMES = frozenset({"array", "object", "map", "sparkml_vector", "any"})
 
@@ -93,6 +96,13 @@ class ColSpec:
     type: DataType | NestedType
     name: str | None = None
     required: bool = True
+
+    def __repr__(self) -> str:
+        # MLflow's wording: error messages quote the schema this way.
+        kind = self.type.value if isinstance(self.type, DataType) else repr(self.type)
+        required = "required" if self.required else "optional"
+        prefix = "" if self.name is None else f"{self.name!r}: "
+        return f"{prefix}{kind} ({required})"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object MLflow writes for this column."""
@@ -132,6 +142,10 @@ class TensorSpec:
     name: str | None = None
     required: bool = field(default=True, init=False)
 
+    def __repr__(self) -> str:
+        prefix = "" if self.name is None else f"{self.name!r}: "
+        return f"{prefix}Tensor({self.type.name!r}, {self.shape!r})"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object MLflow writes for this tensor."""
         spec: dict[str, Any] = {} if self.name is None else {"name": self.name}
@@ -151,6 +165,9 @@ class Schema:
     """An ordered list of column specs or of tensor specs (never a mix)."""
 
     inputs: Sequence[ColSpec | TensorSpec]
+
+    def __repr__(self) -> str:
+        return repr(list(self.inputs))
 
     def is_tensor_spec(self) -> bool:
         return bool(self.inputs) and isinstance(self.inputs[0], TensorSpec)

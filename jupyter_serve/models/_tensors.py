@@ -127,8 +127,9 @@ def enforce_tensor_schema(data: Any, specs: list[TensorSpec], named: bool) -> An
             }
         raise SchemaEnforcementError(
             "This model contains a tensor-based model signature with input names, which suggests "
-            "a dictionary input mapping input name to tensor, or a pandas DataFrame input, but "
-            f"an input of type {type(data)} was found."
+            "a dictionary input mapping input name to tensor, or a pandas DataFrame input "
+            "containing columns mapping input name to flattened list value from tensor, but an "
+            f"input of type {type(data)} was found."
         )
     spec = specs[0]
     if isinstance(data, pd.DataFrame):
@@ -140,13 +141,16 @@ def enforce_tensor_schema(data: Any, specs: list[TensorSpec], named: bool) -> An
             raise SchemaEnforcementError(
                 "This model contains a model signature with an unnamed input. Since the input "
                 "data is a pandas DataFrame containing multiple columns, the input shape must be "
-                f"(-1, {len(data.columns)}), but the signature declares {spec.shape}."
+                "of the structure (-1, number_of_dataframe_columns). Instead, the input DataFrame "
+                f"passed had {len(data.columns)} columns and an input shape of {spec.shape} with "
+                "all values within the DataFrame of scalar type. Please adjust the passed in "
+                "DataFrame to match the expected structure"
             )
         return enforce_tensor_spec(data.to_numpy(), spec)
     if isinstance(data, np.ndarray) or _is_sparse(data):
         return enforce_tensor_spec(data, spec)
     raise SchemaEnforcementError(
         "This model contains a tensor-based model signature with no input names, which suggests "
-        f"a numpy array input or a pandas dataframe input, but an input of type {type(data)} "
-        "was found."
+        "a numpy array input or a pandas dataframe input with proper column values, but an "
+        f"input of type {type(data)} was found."
     )
