@@ -103,7 +103,11 @@ class ServeMagics(Magics):
         try:
             source: ModelSource
             if args.source in user_ns and args.source.isidentifier():
-                source = wrap_object(user_ns[args.source], label=args.source)
+                value = user_ns[args.source]
+                if isinstance(value, (str, os.PathLike)):  # a variable holding a URI
+                    source = load_uri(str(value))
+                else:
+                    source = wrap_object(value, label=args.source)
             elif _looks_like_variable(args.source):
                 raise UsageError(
                     f"No variable named {args.source!r} in this notebook, and no model directory "
@@ -124,7 +128,7 @@ class ServeMagics(Magics):
             )
         except JupyterServeError as error:
             raise UsageError(str(error)) from None
-        display(ServeSummary(deployment, swapped=swapped, picked_port=args.port is None))
+        display(ServeSummary(deployment, swapped=swapped, picked_port=not args.port))
 
     @line_magic("deployments")
     def deployments(self, line: str) -> None:

@@ -124,6 +124,16 @@ def test_serve_a_registered_model_on_a_chosen_port(kernel: Kernel) -> None:
     )
 
 
+def test_a_variable_holding_a_uri_serves_that_uri(kernel: Kernel) -> None:
+    kernel.ok('version = register_model(clf, "ham-filter")\nuri = f"models:/ham-filter/{version}"')
+
+    result = kernel.ok("%serve uri")
+
+    assert re.search(r"Serving 'ham-filter' \(models:/ham-filter/\d+, version \d+\)", result.text)
+    answer = requests.post(f"{served_url(result)}/invocations", json=EMAILS, timeout=10)
+    assert answer.json() == {"predictions": ["spam", "ham"]}
+
+
 def test_requests_are_answered_while_a_cell_runs(kernel: Kernel) -> None:
     url = served_url(kernel.ok("%serve clf"))
     busy_cell = kernel.submit("print('busy', flush=True); time.sleep(2); print('done')")

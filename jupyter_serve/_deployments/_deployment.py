@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from jupyter_serve.discovery import DeploymentRecord, remove_record, write_record
 
 if TYPE_CHECKING:
+    from jupyter_serve._deployments._servers import RunningServer
     from jupyter_serve._deployments._sources import ModelSource
     from jupyter_serve.models import LoadedModel
-    from jupyter_serve.server import ScoringServer
 
 STARTING, RUNNING, STOPPED, FAILED = "starting", "running", "stopped", "failed"
 
@@ -30,7 +30,7 @@ class Deployment:
         self,
         name: str,
         source: ModelSource,
-        server: ScoringServer,
+        server: RunningServer,
         *,
         secret: str,
         require_secret: bool,
@@ -48,7 +48,7 @@ class Deployment:
         self.kernel_id = kernel_id
         self.secret = secret
         self.require_secret = require_secret
-        self.status = RUNNING
+        self._status = RUNNING
         self.started_at = time.time()
         self.pid = os.getpid()
         self._model = source.model
@@ -57,6 +57,13 @@ class Deployment:
         self._final_metrics: dict[str, Any] | None = None
         # Guards status changes against the discovery writer: once stopped, no record is written.
         self._lock = threading.Lock()
+
+    @property
+    def status(self) -> str:
+        """``running``, ``stopped``, or ``failed`` when its server ended without being stopped."""
+        if self._status == RUNNING and getattr(self._server, "is_running", True) is False:
+            return FAILED
+        return self._status
 
     @property
     def id(self) -> str:
@@ -109,7 +116,7 @@ class Deployment:
     def publish(self) -> None:
         """Write the discovery record, unless the deployment has stopped meanwhile."""
         with self._lock:
-            if self.status == RUNNING:
+            if self._status == RUNNING:
                 write_record(self.record())
 
     def swap(self, source: ModelSource) -> None:
@@ -125,9 +132,9 @@ class Deployment:
         """Stop the server, then withdraw the discovery record (so no reader sees a dead port
         announced as running). Called by the owning table only."""
         with self._lock:
-            if self.status == STOPPED:
+            if self._status == STOPPED:
                 return
-            self.status = STOPPED
+            self._status = STOPPED
         try:
             self._final_metrics = self._server.metrics.snapshot()
         except Exception:  # figures are a courtesy at stop time

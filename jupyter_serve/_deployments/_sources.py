@@ -29,6 +29,7 @@ class ModelSource:
     model_uri: str
     version: str | None
     default_name: str
+    path: Path | None = None  # the model directory, when loaded from one
 
 
 def name_from(text: str, fallback: str = "model") -> str:
@@ -46,7 +47,7 @@ def load_uri(uri: str) -> ModelSource:
     model = load_model(resolved.path)
     version = None if resolved.version is None else str(resolved.version)
     label = resolved.name or Path(os.fspath(resolved.path)).name
-    return ModelSource(model, resolved.uri or uri, version, name_from(label))
+    return ModelSource(model, resolved.uri or uri, version, name_from(label), Path(resolved.path))
 
 
 def wrap_object(obj: Any, label: str | None = None) -> ModelSource:

@@ -21,6 +21,7 @@ from jupyter_serve._deployments._environment import (
     jupyter_server_url,
     proxy_url,
 )
+from jupyter_serve._deployments._servers import start_server
 from jupyter_serve.discovery import deployment_id, is_valid_deployment_name
 from jupyter_serve.errors import DeploymentError
 
@@ -117,7 +118,7 @@ class DeploymentTable:
         workers: int,
         require_secret: bool,
     ) -> Deployment:
-        from jupyter_serve.server import ScoringServer, ServerOptions
+        from jupyter_serve.server import ServerOptions
 
         secret = secrets.token_urlsafe(32)
         options = ServerOptions(
@@ -129,19 +130,7 @@ class DeploymentTable:
             require_secret=require_secret,
         )
         holder: list[Deployment] = []
-        server = ScoringServer(
-            source.model,
-            options,
-            model_uri=source.model_uri,
-            version=source.version,
-            on_remote_stop=lambda: self._stop_soon(holder),
-        )
-        # start() returns once the server answers; no ping of ours (it would count as traffic).
-        try:
-            server.start()
-        except BaseException:
-            server.stop()
-            raise
+        server = start_server(source, options, on_remote_stop=lambda: self._stop_soon(holder))
         deployment = Deployment(
             name,
             source,
