@@ -189,3 +189,15 @@ def test_a_plain_script_leaves_nothing_behind_at_exit(product_python: Path) -> N
     assert not port_is_listening(started["port"])
     runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"]) / "jupyter-serve"
     assert list(runtime.glob("deployment-*.json")) == []
+
+
+def test_importing_the_package_loads_no_server_or_ipython(product_python: Path) -> None:
+    from conftest import run_python
+
+    loaded = run_python(
+        product_python,
+        "import sys, jupyter_serve\n"
+        "print(sorted(m for m in ('tornado', 'IPython', 'pandas', 'sklearn') if m in sys.modules))",
+    )
+
+    assert loaded.strip() == "[]"
