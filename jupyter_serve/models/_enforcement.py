@@ -15,6 +15,7 @@ import pandas as pd
 
 from jupyter_serve.errors import SchemaEnforcementError
 from jupyter_serve.models._columns import cast_column, column_needs_cast
+from jupyter_serve.models._nested import enforce_nested_column
 from jupyter_serve.models._schema import ColSpec, DataType, NestedType, Schema
 from jupyter_serve.models._tensors import enforce_tensor_schema
 
@@ -32,7 +33,10 @@ def _dict_to_frame(data: dict[Any, Any], specs: list[ColSpec]) -> pd.DataFrame:
 
 def _build_frame(data: dict[Any, Any], specs: list[ColSpec]) -> Any:
     values = data.values()
-    if any(isinstance(spec.type, NestedType) for spec in specs) or all(
+    if any(
+        isinstance(spec.type, NestedType) and spec.type.name in ("array", "object")
+        for spec in specs
+    ) or all(
         _is_scalar(v) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
         for v in values
     ):
@@ -84,12 +88,6 @@ def _column_dtypes(frame: pd.DataFrame) -> list[Any]:
         return list(frame._mgr.get_dtypes())
     except AttributeError:  # pragma: no cover - a pandas without this internal
         return list(frame.dtypes)
-
-
-def _nested_column(values: pd.Series, spec: ColSpec) -> pd.Series:
-    # Nested (array/object/map) values are handed to the model as they came: only their
-    # presence is checked here.
-    return values
 
 
 class InputEnforcer:
@@ -175,12 +173,12 @@ class InputEnforcer:
             for spec in self._col_specs:
                 if spec.name not in frame:
                     continue
-                columns[spec.name] = self._column(spec.name, frame[spec.name], spec)
+                columns[spec.name] = self._column(spec.name, frame[spec.name], spec, spec.required)
         else:
             for name, spec in zip(
                 frame.columns[: len(self._col_specs)], self._col_specs, strict=False
             ):
-                columns[name] = self._column(name, frame[name], spec)
+                columns[name] = self._column(name, frame[name], spec, True)
         if not columns:
             empty: pd.DataFrame = pd.DataFrame()
             return empty
@@ -194,7 +192,7 @@ class InputEnforcer:
         return result
 
     @staticmethod
-    def _column(name: Any, values: pd.Series, spec: ColSpec) -> pd.Series:
+    def _column(name: Any, values: pd.Series, spec: ColSpec, required: bool) -> pd.Series:
         if isinstance(spec.type, NestedType):
-            return _nested_column(values, spec)
+            return enforce_nested_column(values, spec.type.spec, required)
         return cast_column(name, values, spec.type)
