@@ -279,7 +279,10 @@ def test_stop_frees_the_port_and_is_idempotent() -> None:
     server.stop()
     assert not server.is_running
     with socket.socket() as probe:
+        # As any server binds: connections closed by the server may linger in TIME_WAIT.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
+        probe.listen()
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "/ping", timeout=10)
 

@@ -2,7 +2,8 @@
 
 Started as ``python -m jupyter_serve.server._worker``; reads its assignment as one JSON line
 on stdin (never argv, which other local users can read: it may hold the proxy secret), prints
-``READY`` on stdout once it accepts connections, then one metrics line per second. It stops on
+``READY`` on stdout once it accepts connections, then one metrics line per second, and
+``REMOTE_STOP`` when a remote stop (with the secret) reached it: the pool decides. It stops on
 SIGTERM/SIGINT, and on its own when its parent process goes away.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from jupyter_serve.errors import JupyterServeError
 
 READY_LINE = "READY"
+REMOTE_STOP_LINE = "REMOTE_STOP"
 _METRICS_INTERVAL_SECONDS = 1.0
 
 
@@ -29,16 +31,27 @@ def main() -> int:
     from jupyter_serve.server._server import ScoringServer
 
     options = ServerOptions(**{**assignment["options"], "workers": 1, "reuse_port": True})
+    stdout_lock = threading.Lock()  # the server thread and the reporter both write lines
+
+    def write_line(line: str) -> None:
+        with stdout_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
     try:
         model = load_model(assignment["model_path"])
         server = ScoringServer(
-            model, options, model_uri=assignment["model_uri"], version=assignment["version"]
+            model,
+            options,
+            model_uri=assignment["model_uri"],
+            version=assignment["version"],
+            on_remote_stop=lambda: write_line(REMOTE_STOP_LINE),
         )
         server.start()
     except (JupyterServeError, OSError) as error:
         print(f"jupyter-serve worker {os.getpid()}: error: {error}", file=sys.stderr)
         return 1
-    print(READY_LINE, flush=True)
+    write_line(READY_LINE)
     stopped = threading.Event()
 
     def report_metrics_until_orphaned() -> None:
@@ -47,7 +60,7 @@ def main() -> int:
                 server.stop()
                 return
             try:
-                print(json.dumps(server.metrics.snapshot()), flush=True)
+                write_line(json.dumps(server.metrics.snapshot()))
             except (BrokenPipeError, ValueError):
                 server.stop()
                 return

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +25,7 @@ from typing import IO, Any
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._server import bind_listening_sockets, block_until_signalled
-from jupyter_serve.server._worker import READY_LINE
+from jupyter_serve.server._worker import READY_LINE, REMOTE_STOP_LINE
 
 logger = logging.getLogger("jupyter_serve.server")
 
@@ -37,7 +38,10 @@ _MAX_RESTARTS_PER_MINUTE = 5
 class _Worker:
     """One worker process and the thread reading its stdout (readiness, then metrics)."""
 
-    def __init__(self, assignment: dict[str, Any]) -> None:
+    def __init__(
+        self, assignment: dict[str, Any], on_remote_stop: Callable[[], None] | None
+    ) -> None:
+        self._on_remote_stop = on_remote_stop
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_serve.server._worker"],
             stdin=subprocess.PIPE,
@@ -56,6 +60,11 @@ class _Worker:
         for line in stdout:
             if line.strip() == READY_LINE:
                 self.ready.set()
+            elif line.strip() == REMOTE_STOP_LINE and self._on_remote_stop is not None:
+                try:
+                    self._on_remote_stop()
+                except Exception:
+                    logger.exception("the remote-stop callback failed")
             elif line.startswith("{"):
                 with contextlib.suppress(ValueError):  # a line cut short by the worker's death
                     self.latest_metrics = json.loads(line)
@@ -105,8 +114,10 @@ class WorkerPool:
     """Serves one model directory from ``options.workers`` processes on one port.
 
     Same lifecycle as `ScoringServer` (``start``, ``stop``, ``serve_forever``, ``url``,
-    ``metrics``); the model is loaded by each worker from ``model_path``. ``start`` and
-    ``stop`` are thread-safe; ``stop`` is idempotent.
+    ``metrics``); the model is loaded by each worker from ``model_path``. A remote stop
+    (``/-/jupyter-serve/stop`` with the secret) reaching any worker calls ``on_remote_stop``
+    from a pool thread, as `ScoringServer` does. ``start`` and ``stop`` are thread-safe;
+    ``stop`` is idempotent (and may be called from ``on_remote_stop``).
     """
 
     def __init__(
@@ -116,8 +127,10 @@ class WorkerPool:
         *,
         model_uri: str,
         version: str | None = None,
+        on_remote_stop: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
+        self._on_remote_stop = on_remote_stop
         self.host = options.host
         self.port = options.port
         self.model_uri = model_uri
@@ -156,7 +169,10 @@ class WorkerPool:
             self.port = probe[0].getsockname()[1]
             for sock in probe:
                 sock.close()
-            self._workers = [_Worker(self._assignment()) for _ in range(self.options.workers)]
+            self._workers = [
+                _Worker(self._assignment(), self._on_remote_stop)
+                for _ in range(self.options.workers)
+            ]
             failed = [w for w in self._workers if not w.wait_ready(_READY_TIMEOUT_SECONDS)]
             if failed:
                 for worker in self._workers:
@@ -227,7 +243,7 @@ class WorkerPool:
                     worker.process.pid,
                     worker.process.returncode,
                 )
-                replacement = _Worker(self._assignment())
+                replacement = _Worker(self._assignment(), self._on_remote_stop)
                 with self._lock:
                     self._retired["requests"] += worker.latest_metrics.get("requests", 0)
                     self._retired["errors"] += worker.latest_metrics.get("errors", 0)
