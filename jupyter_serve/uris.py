@@ -152,7 +152,7 @@ def _parse_models_uri(uri: str, parsed: urllib.parse.ParseResult) -> ModelRef:
         name, suffix = parts
         if not suffix.strip():
             raise _malformed(uri, "the version, stage or 'latest' after the name is missing")
-        if suffix.isdigit():
+        if suffix.isascii() and suffix.isdigit():
             return VersionRef(name, int(suffix))
         if suffix.lower() == _LATEST:
             return LatestVersionRef(name)

@@ -27,6 +27,8 @@ from jupyter_serve.uris import (
         ("models:/spam/Production", StageRef("spam", "Production")),
         ("models:/spam/staging", StageRef("spam", "staging")),
         ("models:/spam/Prod", StageRef("spam", "Prod")),
+        ("models:/spam/\u00b2", StageRef("spam", "\u00b2")),
+        ("models:/spam/007", VersionRef("spam", 7)),
         ("models:/spam@champion", AliasRef("spam", "champion")),
         ("models:/my model@v-2_b", AliasRef("my model", "v-2_b")),
         ("models:/m-0123abcd", LoggedModelRef("m-0123abcd")),
