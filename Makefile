@@ -37,7 +37,8 @@ typecheck: install
 # The JupyterLab extension: the editable install builds it once (hatch-jupyter-builder); this
 # rebuilds it when its sources change. jlpm is the yarn shipped with jupyterlab/jupyter-builder.
 LABEXT := labextension
-LABEXT_BUILT := jupyter_serve/labextension/package.json
+# static/style.js, not package.json: the builder copies package.json with its old mtime.
+LABEXT_BUILT := jupyter_serve/labextension/static/style.js
 # The reinstall copies the new build into .venv/share/jupyter/labextensions (shared-data).
 $(LABEXT_BUILT): $(wildcard $(LABEXT)/src/*) $(wildcard $(LABEXT)/style/*) $(LABEXT)/package.json $(LABEXT)/yarn.lock | $(VENV)/.installed
 	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm install && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm build:prod
