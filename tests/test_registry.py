@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from jupyter_serve.registry import (
     default_registry,
     resolve_model_uri,
 )
+from jupyter_serve.registry._store import journal_mode_for
 
 MLMODEL_TEMPLATE = """\
 flavors:
@@ -420,3 +422,17 @@ def test_any_valid_name_stays_inside_the_registry_directory(
     path = registry.resolve(f"models:/{name}/1").path
     assert path.resolve().parent.parent == (registry.root / "models").resolve()
     assert predicted_label(path) == "v1"
+
+
+def test_wal_journal_only_on_local_file_systems(registry: EmbeddedRegistry) -> None:
+    mounts = (
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "server:/export/home /home nfs4 rw 0 0\n"
+        "/dev/sdb1 /home/alice/local\\040disk xfs rw 0 0\n"
+    )
+    assert journal_mode_for(Path("/home/alice/.local/share"), mounts) == "DELETE"
+    assert journal_mode_for(Path("/home/alice/local disk/reg"), mounts) == "WAL"
+    assert journal_mode_for(Path("/homework"), mounts) == "WAL"
+    registry.list_models()
+    with sqlite3.connect(registry.root / "registry.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

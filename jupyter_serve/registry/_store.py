@@ -1,6 +1,6 @@
 """The SQLite file behind the embedded registry: connections, schema, transactions.
 
-WAL lets readers go on while one writer works; writers take the lock up front
+WAL (on local disks) lets readers go on while one writer works; writers take the lock up front
 (``BEGIN IMMEDIATE``) so a version number read inside a transaction is still free when the
 row is inserted, and wait for each other through the busy timeout rather than failing.
 A connection lives for one transaction: that keeps every call safe across threads and
@@ -55,6 +55,33 @@ def unwritable_error(root: Path, error: BaseException) -> RegistryError:
     )
 
 
+_NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "ceph")
+
+
+def journal_mode_for(root: Path, mounts_text: str | None = None) -> str:
+    """``WAL`` on local disks; ``DELETE`` on network file systems, where SQLite's WAL (shared
+    memory between processes) is unsafe. JupyterHub home directories are often on NFS.
+
+    ``mounts_text`` is ``/proc/mounts``-formatted text (read from the system when omitted).
+    """
+    if mounts_text is None:
+        try:
+            mounts_text = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "WAL"
+    target = str(root.absolute())
+    best, fstype = "", ""
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, fstype = mount_point, fields[2]
+    return "DELETE" if fstype.lower() in _NETWORK_FILESYSTEMS else "WAL"
+
+
 class RegistryDatabase:
     """The metadata database of one registry directory. Thread-safe; process-safe."""
 
@@ -74,7 +101,7 @@ class RegistryDatabase:
         if not self.root.is_dir():
             raise unwritable_error(self.root, NotADirectoryError("it is not a directory"))
         with self._connection() as connection:
-            self._run(connection, "PRAGMA journal_mode=WAL")
+            self._run(connection, f"PRAGMA journal_mode={journal_mode_for(self.root)}")
             self._run(connection, "BEGIN IMMEDIATE")
             try:
                 # executescript() would commit first; one statement at a time stays atomic.
