@@ -262,6 +262,8 @@ for name, entry in plan["theirs"].items():
     sk_model = models[entry["model"]]
     example = cases_by_kind[entry["kind"]]["exact"]
     path = os.path.join(work, "theirs", name)
+    if entry.get("example_params"):
+        example = (example, {"k": 3, "ratio": 0.5})
     mlflow.sklearn.save_model(
         sk_model, path, serialization_format=entry["format"], input_example=example,
         pyfunc_predict_fn=entry.get("predict_fn", "predict"),
@@ -365,6 +367,12 @@ OURS: dict[str, dict[str, Any]] = {
     "regressor_pickle": {"model": "regressor", "kind": "numeric", "format": "pickle"},
     "regressor_params": {"model": "regressor", "kind": "numeric", "format": None, "params": True},
     "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": None},
+    "regressor_example_params": {
+        "model": "regressor",
+        "kind": "numeric",
+        "format": "cloudpickle",
+        "example_params": True,
+    },
 }
 THEIRS: dict[str, dict[str, Any]] = {
     "text_skops": {"model": "text", "kind": "text", "format": "skops"},
@@ -384,6 +392,12 @@ THEIRS: dict[str, dict[str, Any]] = {
     },
     "regressor_cloudpickle": {"model": "regressor", "kind": "numeric", "format": "cloudpickle"},
     "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": "pickle"},
+    "regressor_example_params": {
+        "model": "regressor",
+        "kind": "numeric",
+        "format": "cloudpickle",
+        "example_params": True,
+    },
 }
 
 
@@ -412,11 +426,14 @@ def interop(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> In
             example = kind_cases["exact"]
             inferred = infer_signature(example, model.predict(example))
             signature = ModelSignature(inferred.inputs, inferred.outputs, PARAMS)
+        example = kind_cases["exact"]
+        if entry.get("example_params"):
+            example = (example, {"k": 3, "ratio": 0.5})
         save_model(
             model,
             work / "ours" / name,
             signature=signature,
-            input_example=kind_cases["exact"],
+            input_example=example,
             serialization_format=entry["format"],
             pyfunc_predict_fn=entry.get("predict_fn", "predict"),
         )
@@ -511,6 +528,7 @@ def test_save_time_signature_inference_matches_mlflow(interop: Interop) -> None:
         ("classifier_cloudpickle", "classifier_skops"),
         ("regressor_pickle", "regressor_cloudpickle"),
         ("regressor_tensor", "regressor_tensor"),
+        ("regressor_example_params", "regressor_example_params"),
     ]:
         ours = yaml.safe_load((interop.work / "ours" / ours_name / "MLmodel").read_text())
         theirs = yaml.safe_load((interop.work / "theirs" / theirs_name / "MLmodel").read_text())

@@ -126,7 +126,7 @@ def from_object(
     Without a signature, one is inferred from ``input_example`` and the model's prediction on
     it, as ``save_model`` would. Raises InvalidModelError when the object has no ``predict``.
     """
-    from jupyter_serve.models._mlmodel import example_payloads
+    from jupyter_serve.models._mlmodel import example_payloads, split_example
     from jupyter_serve.models._signing import signature_for
 
     require_predict(model)
@@ -134,7 +134,7 @@ def from_object(
     return LoadedModel(
         model,
         signature=signature_for(model, signature, input_example),
-        input_example=input_example,
+        input_example=split_example(input_example)[0],
         serving_input_example=serving,
     )
 

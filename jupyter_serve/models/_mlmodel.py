@@ -127,12 +127,23 @@ def _replace_nans(array: np.ndarray[Any, Any]) -> Any:
     return boxed.tolist()
 
 
+def split_example(example: Any) -> tuple[Any, dict[str, Any] | None]:
+    """(data, params) of an input example; MLflow accepts ``(data, params_dict)`` tuples."""
+    if isinstance(example, tuple) and len(example) == 2 and isinstance(example[1], dict):
+        return example[0], example[1]
+    return example, None
+
+
 def example_payloads(example: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """(saved_input_example_info, input_example.json content, serving body) for an example.
 
-    Raises InvalidModelError for an example of a type MLflow cannot store.
+    ``example`` may be ``(data, params)``. Raises InvalidModelError for an example of a type
+    MLflow cannot store.
     """
+    example, params = split_example(example)
     info: dict[str, Any] = {"artifact_path": INPUT_EXAMPLE}
+    if params:
+        info["params"] = "true"
     if isinstance(example, pd.DataFrame):
         split = example.where(example.notnull(), None).to_dict(orient="split")
         del split["index"]
@@ -163,6 +174,9 @@ def example_payloads(example: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]
             f"an input example of type {type(example).__name__} cannot be stored; expected a "
             "pandas DataFrame, a numpy array, a dict, a list or a scalar."
         )
+    if params:
+        stored = {"inputs": stored, "params": params}
+        serving = {**serving, "params": params}
     info["serving_input_path"] = SERVING_INPUT_EXAMPLE
     return info, stored, serving
 
@@ -196,7 +210,7 @@ def read_example(
             serving = None
     except (OSError, ValueError):
         return None, None
-    if info.get("example_params") or info.get("params"):
+    if info.get("params"):
         stored = stored.get("inputs", stored) if isinstance(stored, dict) else stored
     kind = info.get("type")
     example: Any = stored

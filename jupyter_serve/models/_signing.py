@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from jupyter_serve.models._enforcement import InputEnforcer
-from jupyter_serve.models._inference import ColumnType, infer_schema
+from jupyter_serve.models._inference import ColumnType, infer_schema, infer_signature
+from jupyter_serve.models._mlmodel import split_example
 from jupyter_serve.models._schema import ColSpec, ModelSignature, NestedType, Schema
 
 _logger = logging.getLogger(__name__)
@@ -30,9 +31,11 @@ def signature_for(
     """``signature`` if given, else the one inferred from ``input_example``, else None."""
     if signature is not None or input_example is None:
         return signature
+    example, params = split_example(input_example)
     try:
-        input_schema = infer_schema(copy.deepcopy(input_example))
-        data = InputEnforcer(input_schema).enforce(copy.deepcopy(input_example))
+        input_schema = infer_schema(copy.deepcopy(example))
+        params_schema = infer_signature(example, params=params).params if params else None
+        data = InputEnforcer(input_schema).enforce(copy.deepcopy(example))
         prediction = model.predict(data)
         if (
             not input_schema.is_tensor_spec()
@@ -44,7 +47,7 @@ def signature_for(
             output_schema = infer_schema(prediction)
         except Exception:
             output_schema = Schema([ColSpec(_ANY)])
-        return ModelSignature(input_schema, output_schema)
+        return ModelSignature(input_schema, output_schema, params_schema)
     except Exception as error:
         _logger.warning("could not infer a signature from the input example: %r", error)
         return None
