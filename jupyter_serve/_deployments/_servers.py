@@ -104,7 +104,7 @@ def start_server(
 
     Raises ``DeploymentError`` (port in use, host not bindable, ...); nothing is left running.
     """
-    from jupyter_serve.server import ScoringServer
+    from jupyter_serve.server import ScoringServer, WorkerPool
 
     if options.workers == 1:
         server = ScoringServer(
@@ -120,15 +120,6 @@ def start_server(
             server.stop()
             raise
         return server
-    import jupyter_serve.server
-
-    # Looked up by name: worker pools land in the server package separately.
-    WorkerPool = getattr(jupyter_serve.server, "WorkerPool", None)
-    if WorkerPool is None:
-        raise DeploymentError(
-            f"Worker processes (-w {options.workers}) are not available in this version of "
-            "jupyter-serve; serve with -w 1 (a thread of this kernel)."
-        )
     path, temporary = _model_directory(source)
     pool = WorkerPool(path, options, model_uri=source.model_uri, version=source.version)
     processes = WorkerProcesses(pool, temporary, options.workers)
