@@ -50,9 +50,9 @@ def _wrk_version() -> str:
     return words[1] if len(words) > 1 else "unknown"
 
 
-def load_average() -> str:
+def load_average() -> float:
     """The 1-minute load average: other work on the machine skews every figure."""
-    return f"{os.getloadavg()[0]:.2f}"
+    return os.getloadavg()[0]
 
 
 def describe_machine(mlflow_python: Path) -> dict[str, str]:
@@ -64,7 +64,6 @@ def describe_machine(mlflow_python: Path) -> dict[str, str]:
         "Python": platform.python_version(),
         "mlflow (reference venv)": _mlflow_version(mlflow_python),
         "wrk": _wrk_version(),
-        "load average at the end (1 min)": load_average(),
     }
     facts.update({package: _version(package) for package in PRODUCT_PACKAGES})
     return facts

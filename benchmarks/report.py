@@ -270,10 +270,16 @@ def _cold_start_lines(results: BenchResults) -> list[str]:
 def render_markdown(results: BenchResults) -> str:
     """The whole RESULTS.md text for ``results``."""
     machine = ", ".join(f"{name} {value}" for name, value in results.machine.items())
+    cores = results.machine.get("cores (nproc)", "?")
     lines = [
         "# jupyter-serve vs `mlflow models serve`: benchmark results",
         "",
         f"Run {results.date} by `make bench` on: {machine}.",
+        "",
+        f"Background load: 1-minute load average {results.load_average_start:.1f} at the start "
+        f"and {results.load_average_end:.1f} at the end, on {cores} cores (above {cores}, other "
+        "work competed for the CPU and every absolute figure is pessimistic; ratios within this "
+        f"run stay comparable). The benchmark ran at niceness {results.niceness}.",
         "",
         'Model: `ColumnTransformer(TfidfVectorizer on "text")` + `LogisticRegression`, saved by '
         "MLflow with skops and a signature; every request is the same one-row "

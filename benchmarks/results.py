@@ -48,3 +48,6 @@ class BenchResults:
     duration_s: float
     repeats: int
     connections: tuple[int, ...]
+    load_average_start: float = 0.0
+    load_average_end: float = 0.0
+    niceness: int = 0

@@ -97,16 +97,16 @@ def main(argv: list[str] | None = None) -> None:
             _log(f"kernel: {kernel}")
         results = BenchResults(
             date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            machine={
-                **describe_machine(args.mlflow_python),
-                "load average at the start (1 min)": load_at_start,
-            },
+            machine=describe_machine(args.mlflow_python),
             servers=servers,
             kernel=kernel,
             check_emails=load.check_emails,
             duration_s=args.duration,
             repeats=args.repeats,
             connections=CONNECTIONS,
+            load_average_start=load_at_start,
+            load_average_end=load_average(),
+            niceness=os.nice(0),
         )
         _write_outputs(results, args.out)
     _log(f"done in {time.perf_counter() - started:.0f} s; see {args.out / 'RESULTS.md'}")
