@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,30 @@ def _check_loads(model_dir: Path) -> None:
             f"the model at {model_dir} does not load ({type(error).__name__}: {error}); "
             "the artifact is corrupt or needs a package that is not installed"
         ) from error
+
+
+def version_dir_name(name: str, version: int, staged: Path) -> str:
+    """Where ``version`` of ``name`` lives, relative to the registry root.
+
+    Any model name maps inside ``models/`` (percent-quoted, no leading dot). The staging
+    directory's unique suffix keeps two names that differ only in case apart on
+    case-insensitive file systems.
+    """
+    quoted = urllib.parse.quote(name, safe="")
+    if quoted.startswith("."):
+        quoted = "%2E" + quoted[1:]
+    token = staged.parent.name.rsplit("-", 1)[-1]
+    return f"models/{quoted}/{version}-{token}"
+
+
+def discard_directory(root: Path, path: Path) -> None:
+    """Remove a version's directory; renamed into ``root/.trash`` first so it vanishes at once
+    even if the removal is interrupted."""
+    trash = root / ".trash"
+    try:
+        trash.mkdir(exist_ok=True)
+        doomed = Path(tempfile.mkdtemp(prefix="deleted-", dir=trash))
+        os.rename(path, doomed / "model")
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)

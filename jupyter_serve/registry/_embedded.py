@@ -20,16 +20,19 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 
 from jupyter_serve.errors import ModelNotFoundError, RegistryError
-from jupyter_serve.registry._artifacts import make_staging_dir, stage_model
+from jupyter_serve.registry._artifacts import (
+    discard_directory,
+    make_staging_dir,
+    stage_model,
+    version_dir_name,
+)
 from jupyter_serve.registry._lookup import (
     refuse_mlflow_only,
     resolve_local_path,
@@ -153,7 +156,7 @@ class EmbeddedRegistry:
                 version = int(row[0]) + 1
             if alias is not None:
                 _refuse_near_duplicate_alias(db, name, alias)
-            relative_dir = _version_dir(name, version, staged)
+            relative_dir = version_dir_name(name, version, staged)
             final_dir = self.root / relative_dir
             final_dir.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, final_dir)
@@ -260,7 +263,7 @@ class EmbeddedRegistry:
             removed = self._get_version(db, name, version)
             db.execute("DELETE FROM model_aliases WHERE name = ? AND version = ?", (name, version))
             db.execute("DELETE FROM model_versions WHERE name = ? AND version = ?", (name, version))
-        self._discard_directory(removed.path)
+        discard_directory(self.root, removed.path)
 
     def delete_model(self, name: str) -> None:
         """Remove model ``name``, every version, alias and artifact of it."""
@@ -270,7 +273,7 @@ class EmbeddedRegistry:
             for table in ("model_aliases", "model_versions", "registered_models"):
                 db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
         for version in removed:
-            self._discard_directory(version.path)
+            discard_directory(self.root, version.path)
         if removed:
             with contextlib.suppress(OSError):
                 removed[0].path.parent.rmdir()
@@ -331,17 +334,6 @@ class EmbeddedRegistry:
             + _version_list([(v.version, v.stage.value) for v in versions])
         )
 
-    def _discard_directory(self, path: Path) -> None:
-        # Rename first so the directory vanishes at once even if the removal is interrupted.
-        trash = self.root / ".trash"
-        try:
-            trash.mkdir(exist_ok=True)
-            doomed = Path(tempfile.mkdtemp(prefix="deleted-", dir=trash))
-            os.rename(path, doomed / "model")
-        except OSError:
-            doomed = path
-        shutil.rmtree(doomed, ignore_errors=True)
-
 
 def _check_archive_option(stage: Stage, archive_existing_versions: bool) -> None:
     if archive_existing_versions and stage not in _ARCHIVING_STAGES:
@@ -386,13 +378,3 @@ def _upsert_alias(db: sqlite3.Connection, name: str, alias: str, version: int) -
         "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
         (name, alias, version),
     )
-
-
-def _version_dir(name: str, version: int, staged: Path) -> str:
-    quoted = urllib.parse.quote(name, safe="")
-    if quoted.startswith("."):
-        quoted = "%2E" + quoted[1:]
-    # The staging directory's unique suffix keeps two names that only differ in case apart
-    # on case-insensitive file systems.
-    token = staged.parent.name.rsplit("-", 1)[-1]
-    return f"models/{quoted}/{version}-{token}"
