@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -562,7 +563,10 @@ def test_python_model_loads_through_mlflow_when_installed(interop: Interop) -> N
     assert report["ours bad param"] == {"error": "SchemaEnforcementError"}
 
 
-def test_python_model_without_mlflow_names_what_is_missing(interop: Interop) -> None:
+def test_python_model_without_mlflow_names_what_is_missing(
+    interop: Interop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingDependencyError) as caught:
         load_model(interop.work / "theirs" / "python_model")
     assert "`mlflow`" in str(caught.value) and "mlflow.pyfunc.model" in str(caught.value)

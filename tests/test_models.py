@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,11 @@ def test_save_refuses_an_existing_path(tmp_path: Path, spam_pipeline: Pipeline) 
         save_model(spam_pipeline, tmp_path / "spam")
 
 
-def test_pyfunc_loader_without_mlflow_names_the_package(tmp_path: Path) -> None:
+def test_pyfunc_loader_without_mlflow_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The product venv has no MLflow; make that true even where someone installed it.
+    monkeypatch.setitem(sys.modules, "mlflow", None)
     (tmp_path / "MLmodel").write_text(
         yaml.safe_dump(
             {
