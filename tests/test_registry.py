@@ -436,3 +436,13 @@ def test_wal_journal_only_on_local_file_systems(registry: EmbeddedRegistry) -> N
     registry.list_models()
     with sqlite3.connect(registry.root / "registry.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_corrupt_registry_database_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    root.mkdir()
+    (root / "registry.db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(RegistryError) as caught:
+        EmbeddedRegistry(root).list_models()
+    assert f"{root / 'registry.db'} is not a readable registry database" in str(caught.value)
+    assert "set JUPYTER_SERVE_REGISTRY to another directory" in str(caught.value)

@@ -164,6 +164,12 @@ class RegistryDatabase:
                 f"the model registry database {self.path} failed: {error}; retry, and if it "
                 f"persists, {UNWRITABLE_HINT}"
             ) from error
+        except sqlite3.DatabaseError as error:
+            raise RegistryError(
+                f"{self.path} is not a readable registry database ({error}); it is corrupt or "
+                "not a jupyter-serve registry: move it away, or set JUPYTER_SERVE_REGISTRY to "
+                "another directory"
+            ) from error
         finally:
             connection.close()
 
