@@ -158,7 +158,18 @@ def _load_with_mlflow(directory: Path, loader: str) -> Any:
             f"{directory} is a python_function model whose loader is {loader!r}, which needs the "
             "`mlflow` package; install it (pip install mlflow) to serve this model."
         ) from error
-    return mlflow.pyfunc.load_model(str(directory))._model_impl
+    try:
+        return mlflow.pyfunc.load_model(str(directory))._model_impl
+    except ModuleNotFoundError as error:
+        raise MissingDependencyError(
+            f"MLflow's loader {loader!r} for {directory} needs the Python module {error.name!r}, "
+            f"which is not installed; install it (see {directory / 'requirements.txt'})."
+        ) from error
+    except Exception as error:
+        # MLflow's own message says what to do (e.g. set MLFLOW_ALLOW_PICKLE_DESERIALIZATION).
+        raise InvalidModelError(
+            f"MLflow's loader {loader!r} could not load {directory}: {error}"
+        ) from error
 
 
 def load_model(path: str | Path) -> LoadedModel:
