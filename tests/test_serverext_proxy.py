@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import tornado.testing
+from jupyter_server.auth import Authorizer
 from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures, local to this module
 from tornado import web
 from tornado.httpclient import HTTPResponse
@@ -29,7 +30,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from traitlets.config import Config
 
 from jupyter_serve.discovery import DeploymentRecord, record_path, write_record
-from jupyter_serve.serverext import SECRET_HEADER
+from jupyter_serve.serverext import AUTH_RESOURCE, SECRET_HEADER
 
 SECRET = "secret-only-the-proxy-knows"
 VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -100,6 +101,7 @@ class _SecretGate(web.RequestHandler):
     """Like a deployment with ``require_secret``: every route wants the proxy's secret."""
 
     def prepare(self) -> None:
+        self.application.settings["seen"].append(self.request.method)
         if self.request.headers.get(SECRET_HEADER) != SECRET:
             raise web.HTTPError(403)
 
@@ -112,7 +114,7 @@ def _deployment_app() -> web.Application:
         (r"/slow", type("Slow", (_SecretGate, _SlowHandler), {})),
         (r"/-/jupyter-serve/stop", _StopHandler),
     ]
-    return web.Application(gated, record_id="")
+    return web.Application(gated, record_id="", seen=[])
 
 
 @pytest.fixture
@@ -122,11 +124,11 @@ def proxy_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def jp_server_config(proxy_settings: dict[str, Any]) -> Config:
+    server: dict[str, Any] = {"jpserver_extensions": {"jupyter_serve": True}}
+    if "__authorizer__" in proxy_settings:
+        server["authorizer_class"] = proxy_settings.pop("__authorizer__")
     return Config(
-        {
-            "ServerApp": {"jpserver_extensions": {"jupyter_serve": True}},
-            "JupyterServeProxy": {"stop_timeout": 10.0, **proxy_settings},
-        }
+        {"ServerApp": server, "JupyterServeProxy": {"stop_timeout": 10.0, **proxy_settings}}
     )
 
 
@@ -301,16 +303,19 @@ def test_proxy_forwards_method_body_query_and_safe_headers_only(
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.parametrize("method", VERBS)
 def test_every_verb_reaches_the_deployment(
-    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord, method: str
+    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
 ) -> None:
-    body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    answer = fetch(_proxy(jp_base_url, record, "/echo"), method=method, body=body)
+    for method in VERBS:
+        body = b"{}" if method in ("POST", "PUT", "PATCH") else None
+        answer = fetch(_proxy(jp_base_url, record, "/echo"), method=method, body=body)
 
-    assert answer.code == (201 if method == "PUT" else 200)
-    if method != "HEAD":
-        assert _json(answer)["method"] == method
+        assert answer.code == (201 if method == "PUT" else 200), method
+        if method == "HEAD":
+            assert answer.body == b""
+            assert int(answer.headers["Content-Length"]) > 0
+        else:
+            assert _json(answer)["method"] == method
 
 
 def test_a_post_without_content_type_reaches_the_deployment_without_one(
@@ -398,43 +403,43 @@ def test_an_unknown_deployment_gets_404_with_an_escaped_message(
         assert "no running" in _json(answer)["message"]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/../../api/kernels",
-        "/%2e%2e/%2E%2E/api/kernels",
-        "/.%2e/x",
-        "/echo%2F..%2F..%2Fapi",
-        "/echo%5c..",
-        "/@evil.example/ping",
-        "/%40evil.example/ping",
-        "//evil.example/ping",
-        "/http://evil.example/ping",
-        "/echo\\..\\x",
-        "/echo/%0d%0aX-Injected:%201",
-        "/<script>alert(1)</script>",
-    ],
-)
+ESCAPING_PATHS = [
+    "/../../api/kernels",
+    "/%2e%2e/%2E%2E/api/kernels",
+    "/.%2e/x",
+    "/echo%2F..%2F..%2Fapi",
+    "/echo%5c..",
+    "/@evil.example/ping",
+    "/%40evil.example/ping",
+    "//evil.example/ping",
+    "/http://evil.example/ping",
+    "/echo\\..\\x",
+    "/echo/%0d%0aX-Injected:%201",
+    "/<script>alert(1)</script>",
+]
+
+
 def test_paths_that_try_to_escape_get_400(
-    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord, path: str
+    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
 ) -> None:
-    answer = fetch(_proxy(jp_base_url, record, path))
+    for path in ESCAPING_PATHS:
+        answer = fetch(_proxy(jp_base_url, record, path))
 
-    assert answer.code == 400
-    assert b"<" not in answer.body
-    assert _json(answer)["message"]
+        assert answer.code == 400, path
+        assert b"<" not in answer.body
+        assert _json(answer)["message"]
 
 
-@pytest.mark.parametrize("host", ["10.0.0.1", "example.com", "169.254.169.254"])
 def test_a_record_pointing_off_loopback_is_never_contacted(
-    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord, host: str
+    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
 ) -> None:
-    write_record(DeploymentRecord(**{**record.__dict__, "host": host}))
+    for host in ("10.0.0.1", "example.com", "169.254.169.254", "::ffff:10.0.0.1"):
+        write_record(DeploymentRecord(**{**record.__dict__, "host": host}))
 
-    answer = fetch(_proxy(jp_base_url, record, "/ping"))
+        answer = fetch(_proxy(jp_base_url, record, "/ping"))
 
-    assert answer.code == 502
-    assert "not loopback" in _json(answer)["message"]
+        assert answer.code == 502, host
+        assert "not loopback" in _json(answer)["message"]
 
 
 def test_delete_stops_the_deployment_through_its_control_route(
@@ -461,16 +466,20 @@ def _routes(base_url: str, record: DeploymentRecord) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("method", VERBS)
-def test_unauthenticated_requests_get_403_on_every_route(
-    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord, method: str
+def test_unauthenticated_requests_get_403_on_every_route_and_verb(
+    fetch: Callable[..., HTTPResponse],
+    jp_base_url: str,
+    record: DeploymentRecord,
+    deployment_port: tuple[int, web.Application],
 ) -> None:
-    body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    for url in _routes(jp_base_url, record):
-        for headers in ({}, {"Authorization": "token wrong"}):
-            answer = fetch(url, auth=False, method=method, body=body, headers=headers)
-            assert answer.code == 403, (method, url, headers)
+    for method in VERBS:
+        body = b"{}" if method in ("POST", "PUT", "PATCH") else None
+        for url in _routes(jp_base_url, record):
+            for headers in ({}, {"Authorization": "token wrong"}):
+                answer = fetch(url, auth=False, method=method, body=body, headers=headers)
+                assert answer.code == 403, (method, url, headers)
     assert record_path(record.id).exists(), "nothing was stopped"
+    assert deployment_port[1].settings["seen"] == [], "nothing reached the deployment"
 
 
 def test_websocket_upgrades_need_auth_and_are_refused(
@@ -516,3 +525,31 @@ def _closed_port() -> int:
 
 
 _ = time
+
+
+class ReadOnlyDeployments(Authorizer):
+    """A policy that lets users see deployments but not score with or stop them."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        if "/jupyter-serve/" in handler.request.path:
+            return action == "read" and resource == AUTH_RESOURCE
+        return True
+
+
+@pytest.mark.parametrize("proxy_settings", [{"__authorizer__": ReadOnlyDeployments}], indirect=True)
+def test_the_authorizer_decides_per_verb_before_any_body_is_forwarded(
+    fetch: Callable[..., HTTPResponse],
+    jp_base_url: str,
+    record: DeploymentRecord,
+    deployment_port: tuple[int, web.Application],
+) -> None:
+    assert fetch(f"{jp_base_url}jupyter-serve/api/deployments").code == 200
+    assert fetch(_proxy(jp_base_url, record, "/ping")).code == 200
+
+    scoring = fetch(_proxy(jp_base_url, record, "/echo"), method="POST", body=b"{}")
+    stopping = fetch(f"{jp_base_url}jupyter-serve/api/deployments/{record.id}", method="DELETE")
+
+    assert (scoring.code, stopping.code) == (403, 403)
+    assert "not authorized to write" in _json(scoring)["message"]
+    assert deployment_port[1].settings["seen"] == ["GET"]
+    assert record_path(record.id).exists()
