@@ -444,5 +444,19 @@ def test_a_corrupt_registry_database_is_reported_with_what_to_do(tmp_path: Path)
     (root / "registry.db").write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(RegistryError) as caught:
         EmbeddedRegistry(root).list_models()
-    assert f"{root / 'registry.db'} is not a readable registry database" in str(caught.value)
+    assert f"the registry database {root / 'registry.db'} is corrupt" in str(caught.value)
     assert "set JUPYTER_SERVE_REGISTRY to another directory" in str(caught.value)
+
+
+def test_a_failure_after_the_artifacts_moved_in_leaves_no_directory_behind(
+    registry: EmbeddedRegistry, sources: list[Path]
+) -> None:
+    registry.register_model(sources[0], "spam")
+    before = registry_snapshot(registry)
+    # An inconsistent counter makes the INSERT fail after the directory was renamed into place.
+    with sqlite3.connect(registry.root / "registry.db") as db:
+        db.execute("UPDATE registered_models SET last_version = 0")
+    db.close()
+    with pytest.raises(RegistryError, match="UNIQUE constraint failed"):
+        registry.register_model(sources[1], "spam")
+    assert registry_snapshot(registry) == before

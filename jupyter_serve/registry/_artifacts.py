@@ -156,7 +156,13 @@ def stage_model(
     if is_model_source_path(model):
         source_dir = source_directory(model)
         read_mlmodel(source_dir)
-        shutil.copytree(source_dir, target, symlinks=False)
+        try:
+            shutil.copytree(source_dir, target, symlinks=False)
+        except OSError as error:
+            raise InvalidModelError(
+                f"cannot copy the model directory {source_dir} into the registry ({error}); "
+                "check that every file in it is readable and that the registry's disk has room"
+            ) from error
         source = str(source_dir)
     else:
         if not callable(getattr(model, "predict", None)):

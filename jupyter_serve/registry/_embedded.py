@@ -141,26 +141,26 @@ class EmbeddedRegistry:
         description: str | None,
     ) -> int:
         now = time.time()
-        with self._database.transaction(write=True) as db:
-            row = db.execute(
-                "SELECT last_version FROM registered_models WHERE name = ?", (name,)
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO registered_models (name, created_at, last_version) "
-                    "VALUES (?, ?, 0)",
-                    (name, now),
-                )
-                version = 1
-            else:
-                version = int(row[0]) + 1
-            if alias is not None:
-                _refuse_near_duplicate_alias(db, name, alias)
-            relative_dir = version_dir_name(name, version, staged)
-            final_dir = self.root / relative_dir
-            final_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staged, final_dir)
-            try:
+        moved_in: Path | None = None
+        try:
+            with self._database.transaction(write=True) as db:
+                row = db.execute(
+                    "SELECT last_version FROM registered_models WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO registered_models (name, created_at, last_version) "
+                        "VALUES (?, ?, 0)",
+                        (name, now),
+                    )
+                version = 1 if row is None else int(row[0]) + 1
+                if alias is not None:
+                    _refuse_near_duplicate_alias(db, name, alias)
+                relative_dir = version_dir_name(name, version, staged)
+                final_dir = self.root / relative_dir
+                final_dir.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged, final_dir)
+                moved_in = final_dir
                 db.execute(
                     "UPDATE registered_models SET last_version = ? WHERE name = ?",
                     (version, name),
@@ -174,9 +174,11 @@ class EmbeddedRegistry:
                 )
                 if alias is not None:
                     _upsert_alias(db, name, alias, version)
-            except BaseException:
-                shutil.rmtree(final_dir, ignore_errors=True)
-                raise
+        except BaseException:
+            # Rolled back (the failure may be the COMMIT itself): no row points at the directory.
+            if moved_in is not None:
+                shutil.rmtree(moved_in, ignore_errors=True)
+            raise
         return version
 
     # -- reading -----------------------------------------------------------------------------

@@ -166,9 +166,8 @@ class RegistryDatabase:
             ) from error
         except sqlite3.DatabaseError as error:
             raise RegistryError(
-                f"{self.path} is not a readable registry database ({error}); it is corrupt or "
-                "not a jupyter-serve registry: move it away, or set JUPYTER_SERVE_REGISTRY to "
-                "another directory"
+                f"the registry database {self.path} is corrupt or not a jupyter-serve registry "
+                f"({error}); move it away, or set JUPYTER_SERVE_REGISTRY to another directory"
             ) from error
         finally:
             connection.close()
