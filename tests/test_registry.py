@@ -460,3 +460,13 @@ def test_a_failure_after_the_artifacts_moved_in_leaves_no_directory_behind(
     with pytest.raises(RegistryError, match="UNIQUE constraint failed"):
         registry.register_model(sources[1], "spam")
     assert registry_snapshot(registry) == before
+
+
+def test_versions_given_as_text_work_like_mlflow_clients_pass_them(
+    registry: EmbeddedRegistry, sources: list[Path]
+) -> None:
+    registry.register_model(sources[0], "spam")
+    assert registry.get_version("spam", "1").version == 1
+    assert registry.transition_stage("spam", " 1 ", "Staging").stage is Stage.STAGING
+    with pytest.raises(RegistryError, match="'one' is not a version number"):
+        registry.get_version("spam", "one")

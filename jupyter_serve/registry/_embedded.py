@@ -45,6 +45,7 @@ from jupyter_serve.registry._types import (
     Stage,
     validate_alias,
     validate_model_name,
+    version_number,
 )
 from jupyter_serve.uris import LocalPathRef, LoggedModelRef, RunArtifactRef, parse_model_uri
 
@@ -195,8 +196,9 @@ class EmbeddedRegistry:
             self._require_model(db, name)
             return self._versions(db, name)
 
-    def get_version(self, name: str, version: int) -> ModelVersion:
+    def get_version(self, name: str, version: int | str) -> ModelVersion:
         """One version; ``ModelNotFoundError`` listing the versions that exist otherwise."""
+        version = version_number(version)
         with self._database.transaction(write=False) as db:
             return self._get_version(db, name, version)
 
@@ -218,7 +220,7 @@ class EmbeddedRegistry:
     def transition_stage(
         self,
         name: str,
-        version: int,
+        version: int | str,
         stage: str | Stage,
         *,
         archive_existing_versions: bool = False,
@@ -227,6 +229,7 @@ class EmbeddedRegistry:
         already in that stage (Staging or Production only) move to Archived in the same
         transaction. Returns the updated version.
         """
+        version = version_number(version)
         target = Stage.parse(stage)
         _check_archive_option(target, archive_existing_versions)
         with self._database.transaction(write=True) as db:
@@ -239,9 +242,10 @@ class EmbeddedRegistry:
             )
             return self._get_version(db, name, version)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
         """Point ``alias`` at ``version`` of ``name``, moving it off any other version."""
         validate_alias(alias)
+        version = version_number(version)
         with self._database.transaction(write=True) as db:
             self._get_version(db, name, version)
             _refuse_near_duplicate_alias(db, name, alias)
@@ -259,8 +263,9 @@ class EmbeddedRegistry:
                     f"model {name!r} has no alias {alias!r}; {_alias_list(db, name)}"
                 )
 
-    def delete_version(self, name: str, version: int) -> None:
+    def delete_version(self, name: str, version: int | str) -> None:
         """Remove ``version`` of ``name`` with its aliases and artifacts."""
+        version = version_number(version)
         with self._database.transaction(write=True) as db:
             removed = self._get_version(db, name, version)
             db.execute("DELETE FROM model_aliases WHERE name = ? AND version = ?", (name, version))

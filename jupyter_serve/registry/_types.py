@@ -89,6 +89,18 @@ def validate_model_name(name: str) -> str:
     return name
 
 
+def version_number(version: int | str) -> int:
+    """``version`` as an int (MLflow's clients pass versions as text), else ``RegistryError``."""
+    if isinstance(version, bool):
+        raise RegistryError(f"{version!r} is not a version number; versions are 1, 2, 3, ...")
+    if isinstance(version, int):
+        return version
+    text = str(version).strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    raise RegistryError(f"{version!r} is not a version number; versions are 1, 2, 3, ...")
+
+
 def validate_alias(alias: str) -> str:
     """``alias`` if it can be set, else ``RegistryError`` (MLflow's rules, ``latest`` reserved)."""
     if not isinstance(alias, str) or not alias:
