@@ -193,7 +193,12 @@ def record(kernel_id: str, deployment_port: tuple[int, web.Application]) -> Depl
         started_at=1_700_000_000.0,
         kernel_id=kernel_id,
         version="3",
-        metrics={"requests": 7, "errors": 0, "in_flight": 0, "latency_ms": {"p50": 1.0}},
+        metrics={
+            "requests": 7,
+            "errors": 0,
+            "in_flight": 0,
+            "latency_ms": {"p50": 1.0, "p99": float("nan")},
+        },
         secret=SECRET,
         require_secret=True,
     )
@@ -206,9 +211,13 @@ def _proxy(base_url: str, record: DeploymentRecord, path: str) -> str:
     return f"{base_url}jupyter-serve/proxy/{record.id}{path}"
 
 
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def _json(answer: HTTPResponse) -> Any:
     assert answer.headers["Content-Type"].startswith("application/json")
-    return json.loads(answer.body)
+    return json.loads(answer.body, parse_constant=_not_json)
 
 
 def test_lists_the_deployments_of_this_servers_kernels(
@@ -235,7 +244,7 @@ def test_lists_the_deployments_of_this_servers_kernels(
             "url": record.url,
             "proxy_url": f"{jp_base_url}jupyter-serve/proxy/{record.id}/",
             "started_at": 1_700_000_000.0,
-            "metrics": record.metrics,
+            "metrics": {**record.metrics, "latency_ms": {"p50": 1.0, "p99": None}},
         }
     ]
     assert SECRET.encode() not in answer.body

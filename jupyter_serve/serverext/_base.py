@@ -10,6 +10,7 @@ reflected XSS through an error page of jupyter-server-proxy).
 from __future__ import annotations
 
 import json
+import math
 from http.client import responses
 from typing import Any
 
@@ -22,9 +23,24 @@ from tornado import web
 AUTH_RESOURCE = "kernels"
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def escaped_json(value: Any) -> str:
-    """JSON text of ``value`` with no character a browser could take for markup."""
-    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """Strict JSON text of ``value`` with no character a browser could take for markup.
+
+    Non-finite numbers (a latency percentile before the first request, say) become ``null``:
+    ``NaN`` is not JSON and would break the front end's parser.
+    """
+    text = json.dumps(_finite(value), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def http_error(status: int, message: str) -> web.HTTPError:

@@ -19,7 +19,8 @@ from jupyter_server.utils import url_path_join
 from tornado import httputil, web
 from tornado.concurrent import Future
 from tornado.http1connection import HTTP1Connection
-from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.simple_httpclient import HTTPTimeoutError
 
 from jupyter_serve.serverext._base import JupyterServeHandler, http_error
 from jupyter_serve.serverext._deployments import record_of_kernels, unknown_deployment_message
@@ -251,16 +252,13 @@ class DeploymentProxyHandler(JupyterServeHandler):
             self._body.end()
         try:
             await self._answer
-        except HTTPClientError as error:
-            if error.code == 599 and "timeout" in str(error).lower():
-                self._fail(
-                    504,
-                    f"deployment {self._deployment_id} did not answer in time "
-                    f"(connect {self.proxy_settings.connect_timeout:g} s, request "
-                    f"{self.proxy_settings.request_timeout:g} s; c.JupyterServeProxy)",
-                )
-            else:
-                self._fail(502, self._unreachable_message())
+        except HTTPTimeoutError:
+            self._fail(
+                504,
+                f"deployment {self._deployment_id} did not answer in time "
+                f"(connect {self.proxy_settings.connect_timeout:g} s, request "
+                f"{self.proxy_settings.request_timeout:g} s; c.JupyterServeProxy)",
+            )
         except Exception:  # refused, reset, ...: all mean "not reachable"
             self._fail(502, self._unreachable_message())
         else:
