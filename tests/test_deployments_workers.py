@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from _support import port_is_listening
+from _support import port_is_listening, wait_until
 
 import jupyter_serve
 from jupyter_serve import DeploymentError
@@ -66,8 +66,15 @@ def test_worker_processes_serve_a_live_model_and_stop_with_it() -> None:
         again = requests.post(f"{deployment.url}/invocations", json=EMAILS, timeout=30)
         assert again.json() == {"predictions": ["spam", "ham"]}
     finally:
-        jupyter_serve.stop("pooled")
+        # The remote stop (what the Jupyter server extension sends) stops the whole pool.
+        remote = requests.post(
+            f"{deployment.url}/-/jupyter-serve/stop",
+            headers={"X-Jupyter-Serve-Secret": deployment.secret},
+            timeout=30,
+        )
+        wait_until(lambda: jupyter_serve.deployments() == [], timeout=30, message="pool stop")
 
-    assert not port_is_listening(deployment.port)
-    assert read_records() == []
+    assert remote.status_code == 202
+    wait_until(lambda: not port_is_listening(deployment.port), timeout=30, message="port freed")
+    wait_until(lambda: read_records() == [], message="discovery record removed")
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

@@ -121,7 +121,13 @@ def start_server(
             raise
         return server
     path, temporary = _model_directory(source)
-    pool = WorkerPool(path, options, model_uri=source.model_uri, version=source.version)
+    pool = WorkerPool(
+        path,
+        options,
+        model_uri=source.model_uri,
+        version=source.version,
+        on_remote_stop=on_remote_stop,
+    )
     processes = WorkerProcesses(pool, temporary, options.workers)
     try:
         pool.start()

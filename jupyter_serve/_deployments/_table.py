@@ -1,7 +1,7 @@
 """The deployments of this process: starting, swapping, stopping, and keeping discovery current.
 
-One table per process (see ``jupyter_serve.deployments``). Lifecycle operations are serialised
-by one lock; they are rare and quick next to the requests the servers answer on their own
+One table per process (the public functions in ``_api`` share it). Lifecycle operations are
+serialised by one lock; they are rare and quick next to the requests the servers answer on their own
 threads. One background thread refreshes every deployment's discovery record about once a
 second (never per request), and exits as soon as the table is empty, so a process that stops
 serving keeps no thread of ours.
