@@ -89,7 +89,10 @@ def _run_to_failure(args: list[str], env: dict[str, str]) -> subprocess.Complete
 @pytest.fixture
 def serving(registry_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = _free_port()
-    process = _start(["-m", "models:/clf/Production", "-p", str(port)], _environment(registry_dir))
+    process = _start(
+        ["-m", "models:/clf/Production", "-p", str(port), "--log-requests"],
+        _environment(registry_dir),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_ping(url, process)
@@ -116,6 +119,7 @@ def test_serves_a_registered_model_and_stops_cleanly_on_sigterm(
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert url in stdout
+    assert "POST /invocations 200" in stderr  # --log-requests
     assert "Traceback" not in stderr
 
 

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -217,6 +218,56 @@ def test_timeout_answers_504_and_the_server_stays_healthy() -> None:
     finally:
         gated.gate.set()
         slow.stop()
+
+
+class HangsOnNegatives:
+    """Predicts each row's ``a``; a request with a negative ``a`` hangs until ``release``."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def predict(self, model_input: pd.DataFrame) -> Any:
+        if (model_input["a"] < 0).any() and not self.release.wait(30):
+            raise RuntimeError("the test never released the hung prediction")
+        return model_input["a"].to_numpy()
+
+
+def test_a_hung_prediction_does_not_hold_the_only_prediction_thread() -> None:
+    hanging = HangsOnNegatives()
+    server = ScoringServer(
+        from_object(hanging),
+        ServerOptions(port=0, timeout=0.5, prediction_threads=1),
+        model_uri="test:/hangs",
+    )
+    server.start()
+    try:
+        hung = requests.post(server.url + "/invocations", json=_split_body([[-1, 0]]), timeout=10)
+        assert hung.status_code == 504
+        answered = requests.post(
+            server.url + "/invocations", json=_split_body([[3, 0]]), timeout=10
+        )
+        assert (answered.status_code, answered.json()) == (200, {"predictions": [3]})
+    finally:
+        hanging.release.set()
+        server.stop()
+
+
+def test_stop_lets_a_request_in_flight_finish() -> None:
+    gated = GatedModel()
+    server = ScoringServer(from_object(gated), ServerOptions(port=0), model_uri="test:/gated")
+    server.start()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = pool.submit(
+            requests.post, server.url + "/invocations", json=_split_body([[4, 2]]), timeout=30
+        )
+        _wait_until(lambda: server.metrics.snapshot()["in_flight"] == 1)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        gated.gate.set()
+        response = in_flight.result()
+        stopper.join(30)
+    assert (response.status_code, response.json()) == (200, {"predictions": [4]})
+    assert not server.is_running
 
 
 def test_secret_guards_remote_stop() -> None:

@@ -10,6 +10,8 @@ be (a failed merged call, predictions that do not line up with the rows), each r
 predicted on its own, so one bad request never fails its neighbours.
 
 While every prediction thread is busy, requests keep queueing, so batches grow with the load.
+A prediction still running past the request timeout gives its slot up to a spare thread (its
+clients already got 504), so a few hung predictions do not stall the whole server.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class _PendingPrediction:
     answer: asyncio.Future[ScoringResponse] = field(repr=False)
 
 
+@dataclass(eq=False)
+class _Job:
+    group: list[_PendingPrediction]
+    holds_slot: bool = True
+    overdue_timer: asyncio.TimerHandle | None = None
+
+
 class PredictionBatcher:
     """Queues prepared requests and answers each with its own `ScoringResponse`.
 
@@ -52,12 +61,26 @@ class PredictionBatcher:
     predictions themselves run on ``executor``.
     """
 
-    def __init__(self, executor: Executor, *, max_batch_size: int, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        max_batch_size: int,
+        max_concurrent: int,
+        overdue_after: float | None = None,
+        max_overdue: int = 0,
+    ) -> None:
+        """``max_concurrent`` predictions run at once; one running longer than
+        ``overdue_after`` seconds frees its slot, as long as at most ``max_overdue`` do (the
+        executor needs ``max_concurrent + max_overdue`` threads)."""
         self._executor = executor
         self._max_batch_size = max(1, max_batch_size)
         self._max_concurrent = max(1, max_concurrent)
+        self._overdue_after = overdue_after
+        self._max_overdue = max_overdue
         self._queue: deque[_PendingPrediction] = deque()
         self._running = 0
+        self._overdue = 0
         self._flush_scheduled = False
 
     def submit(
@@ -83,10 +106,12 @@ class PredictionBatcher:
         self._flush_scheduled = False
         loop = asyncio.get_running_loop()
         while self._queue and self._running < self._max_concurrent:
-            group = self._take_group()
+            job = _Job(self._take_group())
             self._running += 1
-            job = self._executor.submit(predict_group, group)
-            job.add_done_callback(partial(_post, loop, self._done, group))
+            if self._overdue_after is not None and self._max_overdue > 0:
+                job.overdue_timer = loop.call_later(self._overdue_after, self._release, job)
+            computing = self._executor.submit(predict_group, job.group)
+            computing.add_done_callback(partial(_post, loop, self._done, job))
 
     def _take_group(self) -> list[_PendingPrediction]:
         first = self._queue.popleft()
@@ -100,15 +125,39 @@ class PredictionBatcher:
         self._queue = others
         return group
 
-    def _done(self, group: list[_PendingPrediction], job: Future[list[ScoringResponse]]) -> None:
+    def _release(self, job: _Job) -> None:
+        if not job.holds_slot or self._overdue >= self._max_overdue:
+            return
+        logger.warning(
+            "a prediction of %d request(s) is still running after %g s; its clients got 504",
+            len(job.group),
+            self._overdue_after,
+        )
+        job.holds_slot = False
         self._running -= 1
-        error = job.exception()
-        responses = job.result() if error is None else [internal_error_response()] * len(group)
-        if error is not None:
+        self._overdue += 1
+        self._schedule_flush()
+
+    def _done(self, job: _Job, computing: Future[list[ScoringResponse]]) -> None:
+        if job.overdue_timer is not None:
+            job.overdue_timer.cancel()
+        if job.holds_slot:
+            self._running -= 1
+        else:
+            self._overdue -= 1
+        error = computing.exception()
+        group = job.group
+        if error is None:
+            responses = computing.result()
+        else:
             logger.error("prediction job failed", exc_info=error)
+            responses = [internal_error_response()] * len(group)
         for pending, response in zip(group, responses, strict=True):
             if not pending.answer.done():
                 pending.answer.set_result(response)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._queue and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)

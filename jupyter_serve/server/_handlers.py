@@ -185,11 +185,19 @@ class _ScoringHandler(RequestHandler):
         self.clear()
         self._answer(response)
 
+    def on_connection_close(self) -> None:
+        # A client gone before its answer (e.g. mid-body) would otherwise stay in flight.
+        if not self._finished:
+            self._record_finish(499)
+
     def on_finish(self) -> None:
+        self._record_finish(self.get_status())
+
+    def _record_finish(self, status: int) -> None:
         if not self._counted:
             return
+        self._counted = False
         latency = time.perf_counter() - self._started
-        status = self.get_status()
         self._state.metrics.request_finished(status, latency)
         if self._state.options.log_requests:
             logger.info(

@@ -29,6 +29,11 @@ class ServerMetrics:
         self._per_second: deque[list[int]] = deque(maxlen=int(_THROUGHPUT_WINDOW_SECONDS) + 2)
         self.started_at = time.time()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return self._in_flight
+
     def request_started(self) -> None:
         """Count one request as in flight until `request_finished` is called for it."""
         with self._lock:

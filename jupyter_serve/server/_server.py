@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +34,8 @@ logger = logging.getLogger("jupyter_serve.server")
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 30.0
 _CLOSE_CONNECTIONS_TIMEOUT_SECONDS = 5.0
+_SPARE_PREDICTION_THREADS = 4
+_STOP_GRACE_SECONDS = 5.0
 
 
 class ScoringServer:
@@ -179,7 +182,8 @@ class ScoringServer:
     async def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
         options = self.options
         executor = ThreadPoolExecutor(
-            max_workers=options.prediction_threads + 1,
+            # + one for large-body parsing, + the spares that take over from overdue predictions
+            max_workers=options.prediction_threads + 1 + _SPARE_PREDICTION_THREADS,
             thread_name_prefix=f"jupyter-serve-{self.port}-predict",
         )
         state = ServingState(
@@ -190,6 +194,8 @@ class ScoringServer:
                 executor,
                 max_batch_size=options.max_batch_size,
                 max_concurrent=options.prediction_threads,
+                overdue_after=options.timeout,
+                max_overdue=_SPARE_PREDICTION_THREADS,
             ),
             executor=executor,
             on_remote_stop=self._on_remote_stop,
@@ -204,7 +210,11 @@ class ScoringServer:
         try:
             await self._stop_requested.wait()
         finally:
-            http_server.stop()
+            http_server.stop()  # the port is free from here on
+            # Requests already received get their answers, for a little while.
+            grace_ends = time.monotonic() + min(options.timeout, _STOP_GRACE_SECONDS)
+            while self._metrics.in_flight > 0 and time.monotonic() < grace_ends:
+                await asyncio.sleep(0.02)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     http_server.close_all_connections(), _CLOSE_CONNECTIONS_TIMEOUT_SECONDS
