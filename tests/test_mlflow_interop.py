@@ -274,6 +274,16 @@ for name, entry in plan["theirs"].items():
     result = {"cases": {c: outcome(model, d) for c, d in cases_by_kind[entry["kind"]].items()}}
     report["theirs"][name] = result
 
+sys.path.insert(0, work)
+import interop_custom
+mlflow.sklearn.save_model(
+    interop_custom.Doubler(), os.path.join(work, "theirs", "custom_code"),
+    serialization_format="cloudpickle", pip_requirements=["scikit-learn"],
+    code_paths=[os.path.join(work, "interop_custom.py")],
+)
+custom = mlflow.pyfunc.load_model(os.path.join(work, "theirs", "custom_code"))
+report["custom_code"] = outcome(custom, numeric_cases["exact"])
+
 class Echo(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         scale = (params or {}).get("scale", 1.0)
@@ -316,6 +326,16 @@ for name, schema_json, data in enforcement_cases:
         report["enforced"][name] = {"error": type(e).__name__, "message": str(e)[:300]}
 report["zoo"] = {n: ModelSignature.from_dict(d).to_dict() for n, d in signature_zoo.items()}
 json.dump(report, open(os.path.join(work, "report.json"), "w"))
+"""
+
+# A model class living in a module shipped with the model (MLflow's `code_paths`).
+CUSTOM_MODULE = """
+import numpy as np
+
+
+class Doubler:
+    def predict(self, data):
+        return np.asarray(data["a"], dtype=float) * 2
 """
 
 SPAM_TEXTS = [
@@ -418,6 +438,7 @@ def interop(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> In
     cases = _cases()
     models = _fitted_models()
     (work / "cases.py").write_text(CASES_SOURCE)
+    (work / "interop_custom.py").write_text(CUSTOM_MODULE)
     (work / "models.pkl").write_bytes(pickle.dumps(models))
     for name, entry in OURS.items():
         kind_cases = cases[f"{entry['kind']}_cases"]
@@ -599,3 +620,15 @@ def test_enforcement_converts_exactly_like_mlflow(interop: Interop) -> None:
             assert ours.get("error") == "schema", f"{name}: we {ours}, MLflow {theirs}"
         else:
             assert ours == theirs, name
+
+
+def test_model_with_code_paths_loads_its_shipped_module(
+    interop: Interop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        loaded = load_model(interop.work / "theirs" / "custom_code")
+        outcome = _our_outcome(loaded, interop.cases_of("numeric")["exact"])
+    finally:
+        sys.modules.pop("interop_custom", None)
+    assert outcome == interop.report["custom_code"] == {"ok": [1.0, -2.0]}

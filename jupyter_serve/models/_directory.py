@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -150,6 +151,16 @@ def save_model(
     return target
 
 
+def _add_code_path(directory: Path, pyfunc: dict[str, Any]) -> None:
+    # Models saved with MLflow's `code_paths` pickle classes from modules shipped in the
+    # directory; MLflow puts that folder first on sys.path before unpickling, and so do we.
+    code = pyfunc.get("code")
+    if code:
+        code_path = str(directory / str(code))
+        if code_path not in sys.path:
+            sys.path.insert(0, code_path)
+
+
 def _load_with_mlflow(directory: Path, loader: str) -> Any:
     try:
         import mlflow.pyfunc
@@ -194,6 +205,7 @@ def load_model(path: str | Path) -> LoadedModel:
     )
     implementation = None
     if loader == _SKLEARN_LOADER:
+        _add_code_path(directory, pyfunc)
         flavor = sklearn_flavor or {}
         file_name = pyfunc.get("model_path") or pyfunc.get("data") or flavor.get("pickled_model")
         if not file_name:
