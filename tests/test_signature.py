@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,27 @@ def test_casting_keeps_the_row_index(regressor: LinearRegression) -> None:
     assert list(prepared.index) == [10, 11]
     assert prepared["b"].dtype == np.float64
     np.testing.assert_allclose(model.predict(frame), regressor.predict(prepared))
+
+
+def test_prepare_input_from_many_threads(regressor: LinearRegression) -> None:
+    """The server calls prepare_input from several threads: answers must not mix."""
+    model = from_object(regressor, input_example=FEATURES)
+    inputs = [
+        FEATURES,
+        FEATURES.astype(np.float32),
+        FEATURES.assign(extra="x"),
+        {"a": np.array([5.0]), "b": np.array([6.0])},
+        pd.DataFrame({"a": ["bad"], "b": [1.0]}),
+    ]
+
+    def outcome(data: object) -> object:
+        try:
+            return model.predict(data).tolist()
+        except SchemaEnforcementError:
+            return "refused"
+
+    expected = [outcome(data) for data in inputs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(outcome, inputs * 40))
+    assert results == expected * 40
+    assert expected[-1] == "refused"
