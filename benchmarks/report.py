@@ -200,7 +200,8 @@ def _agreement_lines(results: BenchResults) -> list[str]:
 
 def _load_table(results: BenchResults) -> list[str]:
     lines = [
-        "| server | connections | req/s (median) | req/s spread | p50 | p99 | failed requests |",
+        "| server | connections | req/s (median) | req/s spread | p50 (runs' range) | p99 "
+        "| failed requests |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for server in results.servers.values():
@@ -210,7 +211,7 @@ def _load_table(results: BenchResults) -> list[str]:
         for connections, runs in sorted(server.load.items()):
             lines.append(
                 f"| {server.label} | {connections} | {runs.median_rps:,.0f} | "
-                f"±{runs.rps_spread_percent / 2:.1f} % | {runs.median_p50_ms:.2f} ms | "
+                f"±{runs.rps_spread_percent / 2:.1f} % | {_p50_with_range(runs)} | "
                 f"{runs.median_p99_ms:.2f} ms | {runs.failed} |"
             )
     for connections, run in sorted(results.kernel.load.items()):
@@ -219,6 +220,13 @@ def _load_table(results: BenchResults) -> list[str]:
             f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} |"
         )
     return lines
+
+
+def _p50_with_range(runs: RepeatedRuns) -> str:
+    p50s = [run.p50_ms for run in runs.runs]
+    if len(p50s) == 1:
+        return f"{p50s[0]:.2f} ms"
+    return f"{runs.median_p50_ms:.2f} ms ({min(p50s):.2f}-{max(p50s):.2f})"
 
 
 def _cell(text: str) -> str:
