@@ -63,6 +63,8 @@ def test_serve_a_live_model_over_http_and_directly(classifier: object) -> None:
     assert deployment.version is None
     assert jupyter_serve.deployments() == [deployment]
     assert deployment.metrics["requests"] >= 1
+    assert "<td>spam</td>" in deployment._repr_html_()  # how a notebook shows it
+    assert repr(deployment).startswith("<Deployment 'spam' running: in-memory:Pipeline")
 
 
 def test_a_registered_model_by_uri_with_discovery_record(classifier: object) -> None:

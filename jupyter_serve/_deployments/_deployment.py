@@ -144,6 +144,11 @@ class Deployment:
         finally:
             remove_record(self.id)
 
+    def _repr_html_(self) -> str:
+        from jupyter_serve._deployments._display import DeploymentListing
+
+        return DeploymentListing([self])._repr_html_()
+
     def __repr__(self) -> str:
         version = f" version {self.version}" if self.version else ""
         return f"<Deployment {self.name!r} {self.status}: {self.model_uri}{version} at {self.url}>"
