@@ -119,7 +119,9 @@ def pid_is_alive(pid: int) -> bool:
     return True
 
 
-def read_records(directory: Path | None = None, *, remove_stale: bool = False) -> list[DeploymentRecord]:
+def read_records(
+    directory: Path | None = None, *, remove_stale: bool = False
+) -> list[DeploymentRecord]:
     """Every live deployment announced in ``directory``; unreadable files are skipped.
 
     Records of dead processes are left out, and deleted when ``remove_stale`` is true.
