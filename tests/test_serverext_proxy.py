@@ -117,6 +117,13 @@ def _deployment_app() -> web.Application:
     return web.Application(gated, record_id="", seen=[])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def usable_event_loop_afterwards() -> Iterator[None]:
+    """pytest-jupyter closes the loop it made current; later modules get an open one."""
+    yield
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 @pytest.fixture
 def proxy_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(getattr(request, "param", {}))
@@ -217,6 +224,7 @@ def _not_json(constant: str) -> None:
 
 def _json(answer: HTTPResponse) -> Any:
     assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
     return json.loads(answer.body, parse_constant=_not_json)
 
 
