@@ -618,6 +618,8 @@ def test_enforcement_converts_exactly_like_mlflow(interop: Interop) -> None:
         theirs = interop.report["enforced"][name]
         if "error" in theirs:
             assert ours.get("error") == "schema", f"{name}: we {ours}, MLflow {theirs}"
+            reason = ours["message"].split("'. Error: ", 1)[1]
+            assert reason[:300] == theirs["message"], name
         else:
             assert ours == theirs, name
 

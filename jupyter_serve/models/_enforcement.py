@@ -123,9 +123,10 @@ class InputEnforcer:
         if self._named:
             data = self._check_names(data)
         elif not self._tensor and len(data.columns) < len(self._schema.inputs):
+            # The double space is MLflow's; clients may match on the text.
             raise SchemaEnforcementError(
                 "Model inference is missing inputs. The model signature declares "
-                f"{len(self._schema.inputs)} inputs but the provided value only has "
+                f"{len(self._schema.inputs)} inputs  but the provided value only has "
                 f"{len(data.columns)} inputs. Note: the inputs were not named in the signature "
                 "so we can only verify their count."
             )

@@ -83,7 +83,32 @@ class NestedType:
         return str(self.spec.get("type", "any"))
 
     def __repr__(self) -> str:
-        return f"{self.name.capitalize()}({json.dumps(self.spec.get('items', ''))})"
+        return _type_repr(self.spec)
+
+
+def _type_repr(spec: dict[str, Any], in_map: bool = False) -> str:
+    # MLflow's wording for nested types, which its error messages quote.
+    kind = spec.get("type")
+    if kind == "array":
+        return f"Array({_type_repr(spec.get('items') or {})})"
+    if kind == "object":
+        properties = spec.get("properties") or {}
+        return (
+            "{"
+            + ", ".join(
+                f"{name}: {_type_repr(prop)} "
+                f"({'required' if prop.get('required', True) else 'optional'})"
+                for name, prop in properties.items()
+            )
+            + "}"
+        )
+    if kind == "map":
+        return f"Map(str -> {_type_repr(spec.get('values') or {}, in_map=True)})"
+    if kind == "sparkml_vector":
+        return "SparkML vector"
+    if kind in (None, "any"):
+        return "Any"
+    return f"DataType.{kind}" if in_map else str(kind)
 
 
 _NESTED_TYPE_NAMES = frozenset({"array", "object", "map", "sparkml_vector", "any"})
