@@ -320,6 +320,20 @@ def test_proxy_forwards_method_body_query_and_safe_headers_only(
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_a_token_in_the_query_authenticates_but_is_not_forwarded(
+    fetch: Callable[..., HTTPResponse],
+    jp_base_url: str,
+    record: DeploymentRecord,
+    jp_auth_header: dict[str, str],
+) -> None:
+    token = jp_auth_header["Authorization"].removeprefix("token ")
+
+    answer = fetch(_proxy(jp_base_url, record, f"/echo?a=1&token={token}&b=2"), auth=False)
+
+    assert answer.code == 200
+    assert _json(answer)["uri"] == "/echo?a=1&b=2"
+
+
 def test_every_verb_reaches_the_deployment(
     fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
 ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 _DEPLOYMENT_ID = re.compile(r"^[0-9]{1,10}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -84,6 +84,22 @@ def upstream_path(raw_path: str) -> str:
     return raw_path
 
 
+# Jupyter accepts its token (and XSRF token) as query parameters too: credentials, not data.
+_JUPYTER_QUERY_CREDENTIALS = frozenset({"token", "_xsrf"})
+
+
+def forwarded_query(raw_query: str) -> str:
+    """``raw_query`` without Jupyter's credential parameters; the rest untouched, in order."""
+    if not raw_query:
+        return ""
+    kept = [
+        part
+        for part in raw_query.split("&")
+        if unquote_plus(part.partition("=")[0]) not in _JUPYTER_QUERY_CREDENTIALS
+    ]
+    return "&".join(kept)
+
+
 @dataclass(frozen=True)
 class UpstreamTarget:
     """The one server and path a proxied request goes to."""
@@ -97,7 +113,11 @@ class UpstreamTarget:
             raise ProxyTargetError("the deployment's discovery record holds no valid port")
 
     def url(self, query: str) -> str:
-        """The absolute URL to request, with ``query`` (raw, without ``?``) appended."""
+        """The absolute URL to request, with ``query`` (raw, without ``?``) appended.
+
+        Jupyter's credential parameters (``token``, ``_xsrf``) are left out of the query.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
-        suffix = f"?{query}" if query else ""
+        kept = forwarded_query(query)
+        suffix = f"?{kept}" if kept else ""
         return f"http://{host}:{self.port}{self.path}{suffix}"
