@@ -32,38 +32,69 @@ def _has_type(target: DataType, value: Any) -> bool:
     return type(value) in candidates
 
 
+class _InvalidParam(Exception):
+    """One param's failure, worded as MLflow words it."""
+
+
 def _typed_value(value: Any, target: DataType) -> Any:
+    label = f"DataType.{target.value}"
     if value is None:
         return None
     if target == DataType.datetime:
         try:
             converted = np.datetime64(value).item()
         except ValueError as error:
-            raise ValueError(f"Failed to convert value `{value}` to `datetime`") from error
+            raise _InvalidParam(
+                f"Failed to convert value `{value}` from type `{type(value)}` to `{label}`"
+            ) from error
         if isinstance(converted, int):
-            raise ValueError(f"It must be convertible to datetime.date/datetime, got `{value}`")
+            raise _InvalidParam(
+                f"Failed to convert value to `{label}`. "
+                f"It must be convertible to datetime.date/datetime, got `{value}`"
+            )
         return converted
     if not np.isscalar(value):
-        raise ValueError(f"Value must be a scalar for type `{target.value}`, got `{value}`")
+        raise _InvalidParam(f"Value must be a scalar for type `{label}`, got `{value}`")
     if _has_type(target, value) or any(
         _has_type(narrower, value) for narrower in _WIDENINGS.get(target, ())
     ):
-        return target.to_python()(value)
-    raise ValueError(
-        f"Can not safely convert `{type(value)}` to `{target.value}` for value `{value!r}`"
+        try:
+            return target.to_python()(value)
+        except ValueError as error:
+            raise _InvalidParam(
+                f"Failed to convert value `{value!s}` from type `{type(value)}` to `{label}`"
+            ) from error
+    raise _InvalidParam(
+        f"Can not safely convert `{type(value)}` to `{label}` for value `{value!s}`"
     )
 
 
+def _spec_text(spec: ParamSpec) -> str:
+    kind = spec.type.value if isinstance(spec.type, DataType) else repr(spec.type)
+    shape = f" (shape: {spec.shape})" if spec.shape is not None else ""
+    return f"{spec.name!r}: {kind} (default: {spec.default}){shape}"
+
+
 def _validated(value: Any, spec: ParamSpec) -> Any:
-    if isinstance(spec.type, NestedType):
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a dict for an object parameter, got {value!r}")
-        return value
-    if spec.shape is None:
-        return _typed_value(value, spec.type)
-    if not isinstance(value, (list, np.ndarray)) or np.array(value).ndim != 1:
-        raise ValueError(f"Value must be a 1D array with shape (-1,), received {value!r}")
-    return [_typed_value(v, spec.type) for v in value]
+    if spec.shape == (-1,) and not (
+        isinstance(value, (list, np.ndarray)) and np.array(value).ndim == 1
+    ):
+        raise _InvalidParam(
+            f"Value must be a 1D array with shape (-1,) for param {_spec_text(spec)}, "
+            f"received {type(value).__name__} with ndim {np.array(value).ndim}"
+        )
+    try:
+        if isinstance(spec.type, NestedType):
+            if not isinstance(value, dict):
+                raise _InvalidParam(f"Expected data to be dictionary, got {type(value).__name__}")
+            return value
+        if spec.shape is None:
+            return _typed_value(value, spec.type)
+        return [_typed_value(v, spec.type) for v in value]
+    except _InvalidParam as error:
+        raise _InvalidParam(
+            f"Failed to validate type and shape for {_spec_text(spec)}, error: {error}"
+        ) from error
 
 
 class ParamsEnforcer:
@@ -96,18 +127,16 @@ class ParamsEnforcer:
                 sorted(self._names),
             )
         accepted: dict[str, Any] = {}
-        invalid: list[tuple[str, str]] = []
+        invalid: set[tuple[str, str]] = set()
         for spec in self._specs:
             if spec.name not in params:
                 accepted[spec.name] = spec.default
                 continue
             try:
                 accepted[spec.name] = _validated(params[spec.name], spec)
-            except (ValueError, TypeError) as error:
-                invalid.append((spec.name, f"expected {spec.type.name}: {error}"))
+            except _InvalidParam as error:
+                invalid.add((spec.name, str(error)))
         if invalid:
-            raise SchemaEnforcementError(
-                f"Invalid parameters found: {invalid!r}. Send values of the types the model's "
-                "params schema declares."
-            )
+            # MLflow's wording (a set of (name, reason) pairs): clients may match on it.
+            raise SchemaEnforcementError(f"Invalid parameters found: {invalid!r}")
         return accepted
