@@ -6,6 +6,7 @@ request per email sent from several threads at once (so a batching server merges
 
 from __future__ import annotations
 
+import http.client
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +25,16 @@ def _body(texts: list[str]) -> bytes:
 
 
 def _predictions(port: int, texts: list[str]) -> list[Any]:
-    status, answer = post_json(port, _body(texts), timeout=60.0)
+    try:
+        status, answer = post_json(port, _body(texts), timeout=60.0)
+    except (OSError, http.client.HTTPException) as error:
+        raise MeasurementUnavailable(f"/invocations did not answer: {error}") from error
     if status != 200:
         raise MeasurementUnavailable(f"/invocations answered {status}: {answer[:300]!r}")
-    predictions: list[Any] = json.loads(answer)["predictions"]
+    try:
+        predictions: list[Any] = json.loads(answer)["predictions"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise MeasurementUnavailable(f"no predictions in the answer {answer[:300]!r}") from error
     return predictions
 
 

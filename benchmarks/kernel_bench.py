@@ -130,21 +130,29 @@ def sequential_latencies(port: int, body: bytes, *, seconds: float) -> LatencySa
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     try:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            connection.request(
-                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
-            )
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise MeasurementUnavailable(f"/invocations answered {response.status}")
-            latencies.append((time.perf_counter() - started) * 1000.0)
+        _send_sequentially(connection, body, deadline, latencies)
+    except (OSError, http.client.HTTPException) as error:
+        raise MeasurementUnavailable(f"a sequential request failed: {error}") from error
     finally:
         connection.close()
     return LatencySample(
         count=len(latencies), p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99)
     )
+
+
+def _send_sequentially(
+    connection: http.client.HTTPConnection, body: bytes, deadline: float, latencies: list[float]
+) -> None:
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        connection.request(
+            "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise MeasurementUnavailable(f"/invocations answered {response.status}")
+        latencies.append((time.perf_counter() - started) * 1000.0)
 
 
 def _attempt(results: KernelResults, name: str, step: Callable[[], object]) -> bool:
@@ -196,6 +204,9 @@ class KernelBenchmark:
             source=source, name=name, port=port, options=options, body=self._body
         )
         return port, kernel.run_for_result(cell)
+
+    def _idle_latency(self, port: int) -> LatencySample:
+        return sequential_latencies(port, self._body, seconds=3.0)
 
     def _busy_latency(self, kernel: BenchKernel, port: int) -> LatencySample:
         cell = kernel.start_cell(BUSY_CELL.format(seconds=self._busy_seconds))
@@ -257,7 +268,7 @@ class KernelBenchmark:
         results.serve_in_memory_s = timing["first_200_s"]
         results.rss_before_mb = timing["rss_before_mb"]
         results.rss_after_start_mb = timing["rss_after_mb"]
-        results.idle = sequential_latencies(port, self._body, seconds=3.0)
+        _attempt(results, "idle", lambda: setattr(results, "idle", self._idle_latency(port)))
         _attempt(results, "predictions", lambda: self._check_predictions(port, results))
         for connections in (1, 64):
             _attempt(results, f"wrk_{connections}", self._load_step(port, connections, results))
@@ -288,7 +299,7 @@ class KernelBenchmark:
         def workers() -> None:
             port, timing = self._serve_timed(kernel, "clf", "workers", "--workers 2")
             results.serve_workers_s = timing["first_200_s"]
-            results.idle_workers = sequential_latencies(port, self._body, seconds=3.0)
+            results.idle_workers = self._idle_latency(port)
             results.busy_workers = self._busy_latency(kernel, port)
 
         _attempt(results, "workers", workers)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmarks.kernel_bench import KernelResults, LatencySample
-from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, BenchResults, ServerResult
+from benchmarks.results import (
+    ECHO,
+    MLFLOW,
+    OURS,
+    OURS_WORKERS,
+    SERVER_LABELS,
+    BenchResults,
+    ServerResult,
+)
 from benchmarks.wrk import RepeatedRuns
 
 NOT_AVAILABLE = "not available"
@@ -187,7 +195,7 @@ def _agreement_lines(results: BenchResults) -> list[str]:
             server.agreement_note if server else None,
             results.check_emails,
         )
-        lines.append(f"- {server.label if server else key}: {verdict}.")
+        lines.append(f"- {server.label if server else SERVER_LABELS[key]}: {verdict}.")
     kernel_note = results.kernel.unavailable.get("predictions")
     verdict = _verdict(results.kernel.mismatches, kernel_note, results.check_emails)
     lines.append(f"- {IN_KERNEL_LABEL}: {verdict}.")

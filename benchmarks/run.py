@@ -88,12 +88,15 @@ def main(argv: list[str] | None = None) -> None:
         kernel = KernelResults()
         if "kernel" in selected:
             _log("measuring %serve in real kernels")
-            KernelBenchmark(
-                work_dir,
-                busy_seconds=args.busy_seconds,
-                wrk_seconds=args.duration,
-                reference=load.reference,
-            ).run(kernel)
+            try:
+                KernelBenchmark(
+                    work_dir,
+                    busy_seconds=args.busy_seconds,
+                    wrk_seconds=args.duration,
+                    reference=load.reference,
+                ).run(kernel)
+            except Exception as error:  # the servers' figures must still be written out
+                kernel.unavailable["kernel benchmark"] = f"{type(error).__name__}: {error}"
             _log(f"kernel: {kernel}")
         results = BenchResults(
             date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -54,7 +54,7 @@ def wait_first_success(
             raise MeasurementUnavailable(f"the server exited with code {process.returncode}")
         try:
             status, answer = post_json(port, body, timeout=5.0)
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             last_answer = str(error)
         else:
             if status == 200:

@@ -117,14 +117,20 @@ def run_wrk(url: str, body_file: Path, *, connections: int, duration_s: float) -
         str(LUA_SCRIPT),
         url,
     ]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=duration_s + 60,
-        env={**os.environ, "WRK_BODY_FILE": str(body_file)},
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 60,
+            env={**os.environ, "WRK_BODY_FILE": str(body_file)},
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise MeasurementUnavailable(f"wrk did not finish within {error.timeout:.0f} s") from error
     if done.returncode != 0:
         raise MeasurementUnavailable(f"wrk failed (exit {done.returncode}): {done.stderr[-500:]}")
-    return parse_wrk_output(done.stdout)
+    try:
+        return parse_wrk_output(done.stdout)
+    except ValueError as error:
+        raise MeasurementUnavailable(str(error)) from error
