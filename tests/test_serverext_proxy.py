@@ -391,14 +391,47 @@ def test_large_bodies_stream_both_ways(
     assert received.body[65536 * 5] == 5
 
 
+def test_a_chunked_upload_is_streamed_through(
+    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
+) -> None:
+    pieces = [os.urandom(100_000) for _ in range(30)]
+
+    async def produce(write: Callable[[bytes], Any]) -> None:
+        for piece in pieces:
+            await write(piece)
+
+    answer = fetch(
+        _proxy(jp_base_url, record, "/echo"),
+        method="POST",
+        body_producer=produce,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+    echoed = _json(answer)
+    assert echoed["body_sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert echoed["headers"]["transfer-encoding"] == "chunked"
+
+
 @pytest.mark.parametrize("proxy_settings", [{"max_body_size": 64 * 1024}], indirect=True)
 def test_a_body_over_the_limit_gets_413(
-    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
+    fetch: Callable[..., HTTPResponse],
+    jp_base_url: str,
+    record: DeploymentRecord,
+    deployment_port: tuple[int, web.Application],
 ) -> None:
     answer = fetch(_proxy(jp_base_url, record, "/echo"), method="POST", body=b"x" * 65537)
 
     assert answer.code == 413
     assert "65536" in _json(answer)["message"]
+    assert deployment_port[1].settings["seen"] == [], "no byte of it reached the deployment"
+
+    async def produce(write: Callable[[bytes], Any]) -> None:
+        for _ in range(40):
+            await write(b"x" * 10_000)
+
+    # Without a Content-Length the size is known only on the way: Tornado cuts the connection.
+    chunked = fetch(_proxy(jp_base_url, record, "/echo"), method="POST", body_producer=produce)
+    assert chunked.code == 400
     assert fetch(_proxy(jp_base_url, record, "/ping")).code == 200
 
 

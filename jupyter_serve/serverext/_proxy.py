@@ -201,6 +201,8 @@ class DeploymentProxyHandler(JupyterServeHandler):
             **body,
         )
         self._answer = self.upstream.client().fetch(request, raise_error=False)
+        # Read by _relay, unless the client went away first: then nobody else would.
+        self._answer.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def data_received(self, chunk: bytes) -> None:
         if self._body is not None and self._answer is not None:
