@@ -53,6 +53,7 @@ class _EchoHandler(web.RequestHandler):
         self.set_header("Set-Cookie", "stolen=1; Path=/")
         self.set_header("Access-Control-Allow-Origin", "https://evil.example")
         self.set_header("X-Upstream", "yes")
+        self.set_header("Content-Security-Policy", "script-src *")
         self.set_status(201 if self.request.method == "PUT" else 200)
         self.finish(
             json.dumps(
@@ -317,6 +318,9 @@ def test_proxy_forwards_method_body_query_and_safe_headers_only(
     assert answer.headers["X-Upstream"] == "yes"
     assert "stolen" not in " ".join(answer.headers.get_list("Set-Cookie"))
     assert answer.headers.get("Access-Control-Allow-Origin") != "https://evil.example"
+    # Whatever a deployment answers runs no script on the Jupyter origin.
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    assert "script-src *" not in answer.headers["Content-Security-Policy"]
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
