@@ -1,0 +1,1 @@
+"""Data and helpers of the differential suite (tests/test_differential.py)."""
