@@ -216,6 +216,15 @@ signature_examples = {
     "dict of arrays": {"x": np.array([[1, 2]]), "y": np.array(["a", "b"])},
     "series": pd.Series([1.0, 2.0], name="score"),
     "string scalar": "hello",
+    "datetimes and bytes": pd.DataFrame({"d": pd.to_datetime(["2024-01-02", "2024-02-03"]),
+                                         "b": [b"ab", b"c"]}),
+    "list column": pd.DataFrame({"tags": [["a", "b"], ["c"]]}),
+    "object column": pd.DataFrame({"o": [{"k": 1}, {"k": 2, "s": "x"}]}),
+    "empty list": [],
+    "bool array": np.array([True, False]),
+    "float32 2-D array": np.zeros((2, 3, 4), dtype=np.float32),
+    "nested dict": {"q": "text", "opts": {"k": 1, "w": [0.5]}},
+    "mixed list": [1, "a"],
 }
 """
 

@@ -44,6 +44,7 @@ _SCALAR_TYPES: dict[type, DataType] = {
     bytearray: DataType.binary,
 }
 _ANY = NestedType({"type": "any"})
+_SCALAR_NAMES = frozenset(t.value for t in DataType)
 ColumnType = DataType | NestedType
 
 
@@ -71,32 +72,98 @@ def _infer_scalar(value: Any) -> DataType:
     raise _Uninferable(f"{value!r} is not of a supported MLflow data type")
 
 
+def _from_spec(spec: dict[str, Any]) -> ColumnType:
+    if set(spec) <= {"type", "required"} and spec.get("type") in _SCALAR_NAMES:
+        return DataType(spec["type"])
+    return NestedType({k: v for k, v in spec.items() if k != "required"})
+
+
+def _array_of(element: ColumnType) -> NestedType:
+    return NestedType({"type": "array", "items": _type_spec(element)})
+
+
+def _object_of(properties: dict[str, tuple[ColumnType, bool]]) -> NestedType:
+    return NestedType(
+        {
+            "type": "object",
+            "properties": {
+                name: {**_type_spec(kind), "required": required}
+                for name, (kind, required) in sorted(properties.items())
+            },
+        }
+    )
+
+
+def _properties(kind: NestedType) -> dict[str, tuple[ColumnType, bool]]:
+    return {
+        name: (_from_spec(spec), bool(spec.get("required", True)))
+        for name, spec in kind.spec.get("properties", {}).items()
+    }
+
+
+def _merge(first: ColumnType, second: ColumnType) -> ColumnType:
+    """MLflow's ``_merge``: the one type describing values of both types, or _Uninferable."""
+    if first == _ANY:
+        if second == first or isinstance(second, DataType):
+            return second
+        return _merge(second, first)
+    if isinstance(first, DataType):
+        if second in (first, _ANY):
+            return first
+        raise _Uninferable(f"{first.value} and {second.name} values are mixed")
+    kind = first.name
+    if kind == "object":
+        if second == _ANY:
+            return _object_of({n: (t, False) for n, (t, _) in _properties(first).items()})
+        if not isinstance(second, NestedType) or second.name != "object":
+            raise _Uninferable("objects are mixed with other values")
+        if second == first:
+            return first
+        ours, theirs = _properties(first), _properties(second)
+        merged = {n: (t, False) for n, (t, _) in {**theirs, **ours}.items()}
+        for name in ours.keys() & theirs.keys():
+            merged[name] = (
+                _merge(ours[name][0], theirs[name][0]),
+                ours[name][1] and theirs[name][1],
+            )
+        return _object_of(merged)
+    if kind in ("array", "map"):
+        key = "items" if kind == "array" else "values"
+        if second in (_ANY, first):
+            return first
+        if not isinstance(second, NestedType) or second.name != kind:
+            raise _Uninferable(f"{kind}s are mixed with other values")
+        inner = _merge(_from_spec(first.spec[key]), _from_spec(second.spec[key]))
+        return NestedType({"type": kind, key: _type_spec(inner)})
+    return first
+
+
 def _infer_array(values: Any) -> NestedType | None:
     element: ColumnType | None = None
     for item in values:
         item_type = _infer_value(item)
         if item_type is None:
             continue
-        if element is None or element == _ANY:
+        if element is None:
             element = item_type
-        elif item_type != element and item_type != _ANY:
+        elif isinstance(element, NestedType):
+            element = _merge(element, item_type)
+        elif item_type != _ANY and item_type != element:
             raise _Uninferable("the list holds values of several types")
-    if element is None:
-        return None
-    return NestedType({"type": "array", "items": _type_spec(element)})
+    return None if element is None else _array_of(element)
 
 
 def _infer_value(value: Any) -> ColumnType | None:
     if _is_missing(value) or (isinstance(value, (list, dict)) and not value):
         return _ANY
     if isinstance(value, dict):
-        properties: dict[str, Any] = {}
-        for key in sorted(value):
-            item_type = _infer_value(value[key])
+        properties: dict[str, tuple[ColumnType, bool]] = {}
+        for key, item in value.items():
+            item_type = _infer_value(item)
             if item_type is None:
                 raise _Uninferable("a dictionary value is an empty numpy array")
-            properties[key] = {**_type_spec(item_type), "required": item_type != _ANY}
-        return NestedType({"type": "object", "properties": properties})
+            properties[str(key)] = (item_type, item_type != _ANY)
+        return _object_of(properties)
     if isinstance(value, (list, np.ndarray)):
         return _infer_array(value)
     return _infer_scalar(value)
@@ -106,10 +173,7 @@ def _element_type(values: list[Any]) -> ColumnType:
     array = _infer_array(values)
     if array is None:
         raise _Uninferable("the values hold no non-empty item")
-    items = array.spec["items"]
-    if items.get("type") in {t.value for t in DataType} and len(items) == 1:
-        return DataType(items["type"])
-    return NestedType(items)
+    return _from_spec(array.spec["items"])
 
 
 def _numpy_column_type(dtype: Any) -> DataType:
