@@ -25,7 +25,7 @@ def column_needs_cast(dtype: Any, target: DataType) -> bool:
     if target in (DataType.string, DataType.binary):
         return not (dtype == _OBJECT or isinstance(dtype, pd.StringDtype))
     if target == DataType.datetime:
-        return True
+        return bool(dtype != _NS)
     return not (dtype == target.to_pandas() or dtype == target.to_numpy())
 
 

@@ -109,7 +109,7 @@ class InputEnforcer:
         self._fast_ok = (
             self._named
             and not self._optional_set
-            and all(isinstance(t, DataType) and t != DataType.datetime for t in self._types)
+            and all(isinstance(t, DataType) for t in self._types)
         )
 
     def enforce(self, data: Any) -> Any:
