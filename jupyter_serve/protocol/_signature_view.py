@@ -64,6 +64,7 @@ class SignatureView:
 
 
 _NO_SIGNATURE = SignatureView(False, (), False, False, frozenset(), False)
+_CACHE_LIMIT = 256
 _cache: dict[int, tuple[object, SignatureView]] = {}
 
 
@@ -79,6 +80,8 @@ def signature_view(model: Any) -> SignatureView:
     if cached is not None and cached[0] is signature:
         return cached[1]
     view = _build_view(signature)
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()  # models swapped many times in one kernel: drop the old signatures
     _cache[id(signature)] = (signature, view)
     return view
 
