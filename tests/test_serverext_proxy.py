@@ -25,7 +25,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures, local to t
 from tornado import web
 from tornado.httpclient import HTTPResponse
 from tornado.httpserver import HTTPServer
-from tornado.simple_httpclient import SimpleAsyncHTTPClient
+from tornado.simple_httpclient import HTTPStreamClosedError, SimpleAsyncHTTPClient
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 from traitlets.config import Config
 
@@ -88,6 +88,16 @@ class _SlowHandler(web.RequestHandler):
         self.finish("late")
 
 
+class _StallingHandler(web.RequestHandler):
+    """Starts an answer, then stalls: a proxy must not pass the part off as the whole."""
+
+    async def get(self) -> None:
+        self.write(b"partial answer ")
+        await self.flush()
+        await asyncio.sleep(5)
+        self.finish(b"never seen")
+
+
 class _StopHandler(web.RequestHandler):
     def post(self) -> None:
         if self.request.headers.get(SECRET_HEADER) != SECRET:
@@ -113,6 +123,7 @@ def _deployment_app() -> web.Application:
         (r"/echo.*", type("Echo", (_SecretGate, _EchoHandler), {})),
         (r"/big", type("Big", (_SecretGate, _BigAnswerHandler), {})),
         (r"/slow", type("Slow", (_SecretGate, _SlowHandler), {})),
+        (r"/stall", type("Stall", (_SecretGate, _StallingHandler), {})),
         (r"/-/jupyter-serve/stop", _StopHandler),
     ]
     return web.Application(gated, record_id="", seen=[])
@@ -447,6 +458,9 @@ def test_a_deployment_that_does_not_answer_in_time_gets_504(
 
     assert answer.code == 504
     assert "did not answer in time" in _json(answer)["message"]
+    # Once part of an answer went out, the connection is cut: never a complete-looking answer.
+    with pytest.raises(HTTPStreamClosedError):
+        fetch(_proxy(jp_base_url, record, "/stall"))
     assert fetch(_proxy(jp_base_url, record, "/ping")).code == 200
 
 
