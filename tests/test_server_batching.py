@@ -22,16 +22,16 @@ COLUMNS = ["a", "b", "c"]
 
 
 class CallRecordingClassifier(LogisticRegression):
-    """A logistic regression that records the rows of each predict call and, while ``gate``
-    is closed, holds its calls so that requests queue up behind them."""
+    """A logistic regression that records the ``a`` values of each predict call and, while
+    ``gate`` is closed, holds its calls so that requests queue up behind them."""
 
     def __init__(self, C: float = 1.0) -> None:
         super().__init__(C=C)
         self.gate = threading.Event()
-        self.calls: list[int] = []
+        self.calls: list[list[float]] = []
 
     def predict(self, X: Any) -> Any:
-        self.calls.append(len(X))
+        self.calls.append(X["a"].tolist())
         if not self.gate.wait(30):
             raise RuntimeError("the test never opened the gate")
         return super().predict(X)
@@ -73,12 +73,17 @@ def _post_rows(url: str, rows: list[list[float | None]]) -> requests.Response:
 def _send_while_gated(
     server: ScoringServer, model: CallRecordingClassifier, bodies: list[Any]
 ) -> list[requests.Response]:
-    """Send every body at once while the model holds its calls; open the gate once all of them
-    are in the server, so that they queue together."""
+    """Send every body at once while the model holds its calls; open the gate once each
+    request is either inside a held call or queued behind it, so that they merge."""
+
+    def requests_inside_calls() -> int:
+        seen = {value for call in list(model.calls) for value in call}
+        return sum(1 for rows in bodies if rows[0][0] in seen)
+
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
         sent = [pool.submit(_post_rows, server.url, rows) for rows in bodies]
         deadline = time.monotonic() + 30
-        while server.metrics.snapshot()["in_flight"] < len(bodies) or len(model.calls) < 2:
+        while server.metrics.snapshot()["queued"] + requests_inside_calls() < len(bodies):
             assert time.monotonic() < deadline, "the requests never all reached the server"
             time.sleep(0.01)
         model.gate.set()
@@ -99,7 +104,7 @@ def test_concurrent_requests_each_get_exactly_their_own_predictions(
         assert response.json() == {"predictions": expected}
     # Merging happened: fewer predict calls than requests, some spanning several requests.
     assert len(model.calls) < len(bodies)
-    assert max(model.calls) > max(len(rows) for rows in bodies)
+    assert max(len(call) for call in model.calls) > max(len(rows) for rows in bodies)
 
 
 def test_one_bad_request_among_good_ones_fails_alone(

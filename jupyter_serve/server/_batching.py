@@ -69,10 +69,12 @@ class PredictionBatcher:
         max_concurrent: int,
         overdue_after: float | None = None,
         max_overdue: int = 0,
+        on_queue_depth: Callable[[int], None] | None = None,
     ) -> None:
         """``max_concurrent`` predictions run at once; one running longer than
         ``overdue_after`` seconds frees its slot, as long as at most ``max_overdue`` do (the
-        executor needs ``max_concurrent + max_overdue`` threads)."""
+        executor needs ``max_concurrent + max_overdue`` threads). ``on_queue_depth`` hears how
+        many requests wait for a prediction thread whenever that changes."""
         self._executor = executor
         self._max_batch_size = max(1, max_batch_size)
         self._max_concurrent = max(1, max_concurrent)
@@ -82,6 +84,7 @@ class PredictionBatcher:
         self._running = 0
         self._overdue = 0
         self._flush_scheduled = False
+        self._on_queue_depth = on_queue_depth
 
     def submit(
         self, model: Any, data: Any, params: dict[str, Any] | None, *, wrap: bool
@@ -97,6 +100,7 @@ class PredictionBatcher:
             answer=loop.create_future(),
         )
         self._queue.append(pending)
+        self._report_queue_depth()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
@@ -112,6 +116,11 @@ class PredictionBatcher:
                 job.overdue_timer = loop.call_later(self._overdue_after, self._release, job)
             computing = self._executor.submit(predict_group, job.group)
             computing.add_done_callback(partial(_post, loop, self._done, job))
+        self._report_queue_depth()
+
+    def _report_queue_depth(self) -> None:
+        if self._on_queue_depth is not None:
+            self._on_queue_depth(len(self._queue))
 
     def _take_group(self) -> list[_PendingPrediction]:
         first = self._queue.popleft()

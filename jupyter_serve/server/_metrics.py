@@ -23,6 +23,7 @@ class ServerMetrics:
         self._requests = 0
         self._errors = 0
         self._in_flight = 0
+        self._queued = 0
         # (finish time from time.monotonic(), latency in seconds) of recent requests
         self._recent_latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         # [whole second of time.monotonic(), requests finished in it], for the throughput
@@ -33,6 +34,10 @@ class ServerMetrics:
     def in_flight(self) -> int:
         """Requests received and not yet answered."""
         return self._in_flight
+
+    def set_queued(self, queued: int) -> None:
+        """Record how many requests now wait for a prediction thread."""
+        self._queued = queued
 
     def request_started(self) -> None:
         """Count one request as in flight until `request_finished` is called for it."""
@@ -54,7 +59,8 @@ class ServerMetrics:
                 self._per_second.append([second, 1])
 
     def snapshot(self) -> dict[str, Any]:
-        """The figures now: ``requests``, ``errors``, ``in_flight``, ``latency_ms`` with
+        """The figures now: ``requests``, ``errors``, ``in_flight``, ``queued`` (waiting for a
+        prediction thread), ``latency_ms`` with
         ``p50``/``p90``/``p99`` over the last 2048 requests (None before the first),
         ``requests_per_second`` over the last 10 s, and ``started_at`` (epoch seconds)."""
         window_start = time.monotonic() - _THROUGHPUT_WINDOW_SECONDS
@@ -68,6 +74,7 @@ class ServerMetrics:
             "requests": requests,
             "errors": errors,
             "in_flight": in_flight,
+            "queued": self._queued,
             "latency_ms": {
                 "p50": _percentile_ms(latencies, 0.50),
                 "p90": _percentile_ms(latencies, 0.90),

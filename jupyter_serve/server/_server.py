@@ -196,6 +196,7 @@ class ScoringServer:
                 max_concurrent=options.prediction_threads,
                 overdue_after=options.timeout,
                 max_overdue=_SPARE_PREDICTION_THREADS,
+                on_queue_depth=self._metrics.set_queued,
             ),
             executor=executor,
             on_remote_stop=self._on_remote_stop,

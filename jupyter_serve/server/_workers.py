@@ -103,6 +103,7 @@ class PooledMetrics:
             "requests": retired["requests"] + sum(r["requests"] for r in reports),
             "errors": retired["errors"] + sum(r["errors"] for r in reports),
             "in_flight": sum(r["in_flight"] for r in reports),
+            "queued": sum(r.get("queued", 0) for r in reports),
             "latency_ms": latency,
             "requests_per_second": round(sum(r["requests_per_second"] for r in reports), 3),
             "started_at": self.started_at,
