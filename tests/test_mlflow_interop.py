@@ -386,6 +386,7 @@ def _fitted_models() -> dict[str, Any]:
         "text": text,
         "classifier": RandomForestClassifier(n_estimators=5, random_state=0).fit(features, labels),
         "regressor": LinearRegression().fit(features, target),
+        "array_regressor": LinearRegression().fit(features.to_numpy(), target),
     }
 
 
@@ -396,7 +397,7 @@ OURS: dict[str, dict[str, Any]] = {
     "classifier_cloudpickle": {"model": "classifier", "kind": "numeric", "format": "cloudpickle"},
     "regressor_pickle": {"model": "regressor", "kind": "numeric", "format": "pickle"},
     "regressor_params": {"model": "regressor", "kind": "numeric", "format": None, "params": True},
-    "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": None},
+    "regressor_tensor": {"model": "array_regressor", "kind": "tensor", "format": None},
     "regressor_example_params": {
         "model": "regressor",
         "kind": "numeric",
@@ -421,7 +422,7 @@ THEIRS: dict[str, dict[str, Any]] = {
         "trusted": ["sklearn.tree._tree.Tree"],
     },
     "regressor_cloudpickle": {"model": "regressor", "kind": "numeric", "format": "cloudpickle"},
-    "regressor_tensor": {"model": "regressor", "kind": "tensor", "format": "pickle"},
+    "regressor_tensor": {"model": "array_regressor", "kind": "tensor", "format": "pickle"},
     "regressor_example_params": {
         "model": "regressor",
         "kind": "numeric",
