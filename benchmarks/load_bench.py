@@ -18,7 +18,12 @@ from typing import Any
 from benchmarks.agreement import collect_predictions, count_mismatches
 from benchmarks.outcome import MeasurementUnavailable
 from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, ServerResult
-from benchmarks.servers import RunningServer, free_port, running_server
+from benchmarks.servers import (
+    RunningServer,
+    free_port,
+    process_tree_cpu_seconds,
+    running_server,
+)
 from benchmarks.wrk import RepeatedRuns, WrkRun, run_wrk
 
 CONNECTIONS = (1, 64)
@@ -105,6 +110,7 @@ class LoadBenchmark:
         for round_number in range(1, self._repeats + 1):
             for connections in CONNECTIONS:
                 for key, server in live.items():
+                    cpu_before = process_tree_cpu_seconds(server.pid)
                     try:
                         run = run_wrk(
                             server.url,
@@ -115,11 +121,17 @@ class LoadBenchmark:
                     except MeasurementUnavailable as error:
                         results[key].unavailable = str(error)
                         continue
+                    cpu_ms = (process_tree_cpu_seconds(server.pid) - cpu_before) * 1000.0
+                    cpu_per_request = cpu_ms / run.requests if run.requests else 0.0
+                    results[key].cpu_ms_per_request.setdefault(connections, []).append(
+                        cpu_per_request
+                    )
                     runs[key, connections].append(run)
                     log(
                         f"round {round_number}, {key}, {connections} conn: "
                         f"{run.requests_per_second:,.0f} req/s, p50 {run.p50_ms:.2f} ms, "
-                        f"p99 {run.p99_ms:.2f} ms, failed {run.failed}"
+                        f"p99 {run.p99_ms:.2f} ms, failed {run.failed}, "
+                        f"server CPU {cpu_per_request:.2f} ms/request"
                     )
         return runs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from benchmarks.kernel_bench import KernelResults, LatencySample
@@ -17,6 +18,12 @@ from benchmarks.results import (
 from benchmarks.wrk import RepeatedRuns
 
 NOT_AVAILABLE = "not available"
+CPU_NOTE = (
+    "Server CPU per request: user + system CPU time of the server's processes (all workers) "
+    "during the run, divided by the requests answered (median of the runs). It hardly depends "
+    "on other work competing for the cores, so it is the figure to compare across machines: "
+    "1000 / it is about what one fully available core would serve per second."
+)
 IN_KERNEL_LABEL = "jupyter-serve `%serve clf` in a kernel"
 
 
@@ -209,8 +216,8 @@ def _agreement_lines(results: BenchResults) -> list[str]:
 def _load_table(results: BenchResults) -> list[str]:
     lines = [
         "| server | connections | req/s (median) | req/s spread | p50 (runs' range) | p99 "
-        "| failed requests |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| failed requests | server CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for server in results.servers.values():
         if not server.load:
@@ -220,14 +227,20 @@ def _load_table(results: BenchResults) -> list[str]:
             lines.append(
                 f"| {server.label} | {connections} | {runs.median_rps:,.0f} | "
                 f"±{runs.rps_spread_percent / 2:.1f} % | {_p50_with_range(runs)} | "
-                f"{runs.median_p99_ms:.2f} ms | {runs.failed} |"
+                f"{runs.median_p99_ms:.2f} ms | {runs.failed} | "
+                f"{_cpu_per_request(server, connections)} |"
             )
     for connections, run in sorted(results.kernel.load.items()):
         lines.append(
             f"| {IN_KERNEL_LABEL} (1 run) | {connections} | {run.requests_per_second:,.0f} | - | "
-            f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} |"
+            f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} | - |"
         )
     return lines
+
+
+def _cpu_per_request(server: ServerResult, connections: int) -> str:
+    figures = server.cpu_ms_per_request.get(connections)
+    return f"{statistics.median(figures):.2f} ms" if figures else "-"
 
 
 def _p50_with_range(runs: RepeatedRuns) -> str:
@@ -316,7 +329,7 @@ def render_markdown(results: BenchResults) -> str:
             f"{_ratio(row.ours, row.mlflow)} | {row.target} | {_met(row.met)} |"
         )
     lines += ["", "## Predictions", "", *_agreement_lines(results)]
-    lines += ["", "## Load (wrk, loopback)", "", *_load_table(results)]
+    lines += ["", "## Load (wrk, loopback)", "", *_load_table(results), "", CPU_NOTE]
     lines += [
         "",
         "## Start-up: command start → first 200 on /invocations",

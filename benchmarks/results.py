@@ -29,6 +29,8 @@ class ServerResult:
     mismatches: int | None = None
     agreement_note: str | None = None
     load: dict[int, RepeatedRuns] = field(default_factory=dict)
+    # connections -> CPU milliseconds the server's processes used per request, one per run
+    cpu_ms_per_request: dict[int, list[float]] = field(default_factory=dict)
     unavailable: str | None = None
 
     @property

@@ -5,12 +5,17 @@ No speed is measured or asserted here; `make bench` does the measuring.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from benchmarks.corpus import generate_corpus
 from benchmarks.kernel_bench import KernelResults, LatencySample
 from benchmarks.report import NOT_AVAILABLE, render_markdown, target_rows
 from benchmarks.results import ECHO, MLFLOW, OURS, BenchResults, ServerResult
+from benchmarks.servers import process_tree_cpu_seconds
 from benchmarks.stats import percentile
 from benchmarks.wrk import RepeatedRuns, WrkRun, parse_wrk_output
 
@@ -135,3 +140,25 @@ def test_report_shows_missing_pieces_as_not_available_with_their_reason() -> Non
     assert f"| {NOT_AVAILABLE} |" in text  # -w 2 throughput was not measured
     assert "unrecognized arguments: --workers 2" in text
     assert "identical to MLflow's on all 200 emails" in text
+
+
+CPU_BURNER = """
+import sys, time
+while time.process_time() < 0.3:
+    pass
+print("burnt", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_process_tree_cpu_counts_the_live_descendants() -> None:
+    burner = subprocess.Popen(
+        [sys.executable, "-c", CPU_BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert burner.stdout is not None and burner.stdout.readline().strip() == "burnt"
+        child_cpu = process_tree_cpu_seconds(burner.pid)
+        assert child_cpu >= 0.25  # it burnt 0.3 s of CPU by construction; /proc counts in ticks
+        assert process_tree_cpu_seconds(os.getpid()) >= child_cpu
+    finally:
+        burner.communicate(input="", timeout=30)
