@@ -15,7 +15,7 @@ import pytest
 import requests
 from sklearn.linear_model import LogisticRegression
 
-from jupyter_serve.models import from_object
+from jupyter_serve.models import LoadedModel, from_object
 from jupyter_serve.server import ScoringServer, ServerOptions
 
 COLUMNS = ["a", "b", "c"]
@@ -30,11 +30,18 @@ class CallRecordingClassifier(LogisticRegression):
         self.gate = threading.Event()
         self.calls: list[list[float]] = []
 
-    def predict(self, X: Any) -> Any:
+    def _hold(self, X: Any) -> None:
         self.calls.append(X["a"].tolist())
         if not self.gate.wait(30):
             raise RuntimeError("the test never opened the gate")
+
+    def predict(self, X: Any) -> Any:
+        self._hold(X)
         return super().predict(X)
+
+    def predict_proba(self, X: Any) -> Any:
+        self._hold(X)
+        return super().predict_proba(X)
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +136,29 @@ def test_one_bad_request_among_good_ones_fails_alone(
         assert response.status_code == 200, response.text
         expected = reference.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
         assert response.json() == {"predictions": expected}
+
+
+def test_merged_probabilities_are_split_back_row_for_row(
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    model = CallRecordingClassifier().fit(*training)
+    reference = LogisticRegression().fit(*training)
+    server = ScoringServer(
+        LoadedModel(model, predict_fn_name="predict_proba"),
+        ServerOptions(port=0),
+        model_uri="test:/probabilities",
+    )
+    server.start()
+    try:
+        bodies = _requests_of_mixed_sizes(16)
+        responses = _send_while_gated(server, model, bodies)
+    finally:
+        model.gate.set()
+        server.stop()
+    assert len(model.calls) < len(bodies)
+    for rows, response in zip(bodies, responses, strict=True):
+        assert response.status_code == 200, response.text
+        expected = reference.predict_proba(pd.DataFrame(rows, columns=COLUMNS))
+        got = np.array(response.json()["predictions"])
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
