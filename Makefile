@@ -9,7 +9,7 @@ MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION := 3.17.2
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install demo test lint typecheck pytest bench clean labextension jstest chromium
+.PHONY: install demo demo-serve test lint typecheck pytest nbtest bench clean labextension jstest chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ $(MLFLOW_VENV)/.installed:
 
 install: $(VENV)/.installed
 
+# `make demo`: the demo spam model registered (once) in the default registry, then JupyterLab on
+# the quick start. Lab avoids 8888, the port the quick start serves its model on.
 demo: install
+	$(PY) -c "from jupyter_serve.demo import ensure_demo_model; ensure_demo_model()"
+	$(VENV)/bin/jupyter lab --ServerApp.port=8890 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/01-quickstart.ipynb
+
+# The same model served from the shell, without Lab (port 5000; prints a curl to try).
+demo-serve: install
 	$(PY) -m jupyter_serve.demo
 
 lint: install
@@ -59,7 +66,13 @@ chromium: /usr/bin/chromium
 pytest: install $(MLFLOW_VENV)/.installed labextension chromium
 	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m pytest
 
-test: lint typecheck jstest pytest
+# The tutorials, run top to bottom and compared with their saved outputs (notebooks/sanitize.cfg
+# hides what differs between runs: ports, latencies, temporary paths, ids).
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+nbtest: install $(MLFLOW_VENV)/.installed
+	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m pytest $(NBVAL) notebooks/
+
+test: lint typecheck jstest pytest nbtest
 
 clean:
 	rm -rf $(VENV) $(MLFLOW_VENV) build dist $(LABEXT)/node_modules $(LABEXT)/lib jupyter_serve/labextension
