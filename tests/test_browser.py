@@ -148,6 +148,8 @@ class Lab:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def stop(self) -> None:
+        # pytest shows captured output only for a failed test: then the server's log helps.
+        print(f"--- jupyter lab log (tail) ---\n{self.log()}")
         for session in self.api("GET", "api/sessions").json():
             self.api("DELETE", f"api/sessions/{session['id']}")
         self.process.terminate()
@@ -263,34 +265,40 @@ def page(tmp_path: Path) -> Iterator[Any]:
         )
         try:
             browser_page = context.pages[0] if context.pages else context.new_page()
-            browser_page.set_default_timeout(30_000)
+            # Generous: CI's two cores may be busy with the kernel training next door.
+            browser_page.set_default_timeout(60_000)
             yield browser_page
+            # What the page showed last: the first thing to look at when the test failed.
+            browser_page.screenshot(path=str(ARTIFACTS / "zz-last-page.png"))
         finally:
             context.close()
 
 
 def open_lab(page: Any, lab: Lab) -> None:
     page.goto(f"{lab.url}lab?token={TOKEN}")
-    # Our tab in the left sidebar exists only once the prebuilt extension has activated.
+    # Our tab in the left sidebar exists only once the prebuilt extension has activated; the
+    # splash screen goes once Lab has restored its layout (which moves the focus around).
     page.locator('.jp-SideBar [data-id="jupyter-serve-deployments"]').wait_for()
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
 
 
 def open_panel_from_palette(page: Any) -> None:
     palette = page.locator(".lm-CommandPalette-input")
 
-    def palette_opened() -> bool:
-        # Lab binds its shortcuts once start-up is over: press again until it has.
+    def opened_from_palette() -> bool:
+        # Lab binds its shortcuts and settles its focus late in start-up, which can close a
+        # palette opened too early: try the whole gesture again until it sticks.
         page.keyboard.press("Control+Shift+C")
         try:
-            palette.wait_for(state="visible", timeout=1000)
+            palette.fill("Show Model Deployments", timeout=2000)
+            page.keyboard.press("Enter")
+            page.locator(PANEL).wait_for(state="visible", timeout=2000)
         except playwright_sync.TimeoutError:
+            page.keyboard.press("Escape")
             return False
         return True
 
-    wait_for(palette_opened, "the command palette to open on Ctrl+Shift+C")
-    palette.fill("Show Model Deployments")
-    page.keyboard.press("Enter")
-    page.locator(PANEL).wait_for(state="visible")
+    wait_for(opened_from_palette, "the palette command to open the Deployments panel")
 
 
 def set_theme(lab: Lab, theme: str) -> None:
@@ -328,6 +336,7 @@ def run_copied_curl(command: str) -> dict[str, Any]:
 
 def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None:
     open_lab(page, lab)
+    assert not page.locator(PANEL).is_visible()  # a fresh workspace: only the command opens it
     open_panel_from_palette(page)
     panel = page.locator(PANEL)
     empty_state = panel.locator(".jp-ServeDeployments-empty")
