@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.agreement import collect_predictions, count_mismatches
 from benchmarks.kernel_driver import BenchKernel
 from benchmarks.outcome import MeasurementUnavailable
-from benchmarks.servers import free_port
+from benchmarks.servers import free_port, process_tree_cpu_seconds
 from benchmarks.stats import percentile
 from benchmarks.wrk import WrkRun, run_wrk
 
@@ -121,6 +121,7 @@ class KernelResults:
     busy_workers: LatencySample | None = None
     mismatches: int | None = None
     load: dict[int, WrkRun] = field(default_factory=dict)
+    cpu_ms_per_request: dict[int, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
@@ -271,7 +272,9 @@ class KernelBenchmark:
         _attempt(results, "idle", lambda: setattr(results, "idle", self._idle_latency(port)))
         _attempt(results, "predictions", lambda: self._check_predictions(port, results))
         for connections in (1, 64):
-            _attempt(results, f"wrk_{connections}", self._load_step(port, connections, results))
+            _attempt(
+                results, f"wrk_{connections}", self._load_step(kernel, port, connections, results)
+            )
         results.rss_after_traffic_mb = kernel.run_for_result(
             'print("BENCH_JSON " + json.dumps({"rss_mb": _bench_rss_mb()}))'
         )["rss_mb"]
@@ -280,12 +283,18 @@ class KernelBenchmark:
         )
         _attempt(results, "unserve", lambda: kernel.run("%unserve inmemory"))
 
-    def _load_step(self, port: int, connections: int, results: KernelResults) -> Callable[[], None]:
+    def _load_step(
+        self, kernel: BenchKernel, port: int, connections: int, results: KernelResults
+    ) -> Callable[[], None]:
         def drive() -> None:
             url = f"http://127.0.0.1:{port}/invocations"
-            results.load[connections] = run_wrk(
+            cpu_before = process_tree_cpu_seconds(kernel.pid)
+            run = run_wrk(
                 url, self._payload_file, connections=connections, duration_s=self._wrk_seconds
             )
+            cpu_ms = (process_tree_cpu_seconds(kernel.pid) - cpu_before) * 1000.0
+            results.load[connections] = run
+            results.cpu_ms_per_request[connections] = cpu_ms / max(1, run.requests)
 
         return drive
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from benchmarks.outcome import MeasurementUnavailable
 
@@ -35,6 +36,15 @@ class BenchKernel:
         except RuntimeError as error:
             self.shutdown()
             raise MeasurementUnavailable(f"the kernel did not start: {error}") from error
+
+    @property
+    def pid(self) -> int:
+        """The kernel process's id."""
+        provisioner = self._manager.provisioner
+        if not isinstance(provisioner, LocalProvisioner) or provisioner.pid is None:
+            raise MeasurementUnavailable("the kernel is not a local process: no pid to watch")
+        pid: int = provisioner.pid
+        return pid
 
     def start_cell(self, code: str) -> str:
         """Send ``code`` for execution without waiting; its message id."""

@@ -233,7 +233,8 @@ def _load_table(results: BenchResults) -> list[str]:
     for connections, run in sorted(results.kernel.load.items()):
         lines.append(
             f"| {IN_KERNEL_LABEL} (1 run) | {connections} | {run.requests_per_second:,.0f} | - | "
-            f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} | - |"
+            f"{run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms | {run.failed} | "
+            f"{results.kernel.cpu_ms_per_request.get(connections, 0.0):.2f} ms (whole kernel) |"
         )
     return lines
 
