@@ -501,7 +501,16 @@ ESCAPING_PATHS = [
 ]
 
 
-def test_paths_that_try_to_escape_get_400(
+ORDINARY_PATHS = [
+    "/echo/v2/models/spam.v1/versions/3/infer",
+    "/echo/v2/health/ready",
+    "/echo/a%20b/c~d/e:f/g-h_i",
+    "/echo/",
+    "/echo?next=%2F..%2F&a=@b",
+]
+
+
+def test_paths_that_try_to_escape_get_400_and_ordinary_ones_pass(
     fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
 ) -> None:
     for path in ESCAPING_PATHS:
@@ -510,6 +519,11 @@ def test_paths_that_try_to_escape_get_400(
         assert answer.code == 400, path
         assert b"<" not in answer.body
         assert _json(answer)["message"]
+    for path in ORDINARY_PATHS:
+        answer = fetch(_proxy(jp_base_url, record, path))
+
+        assert answer.code == 200, path
+        assert _json(answer)["uri"] == path
 
 
 def test_a_record_pointing_off_loopback_is_never_contacted(
