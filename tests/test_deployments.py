@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from _support import free_port, port_is_listening, wait_until
 import jupyter_serve
 from jupyter_serve import DeploymentError, InvalidModelError, ModelNotFoundError
 from jupyter_serve.datasets import SAMPLE_HAM_EMAIL, SAMPLE_SPAM_EMAIL, train_spam_classifier
-from jupyter_serve.discovery import read_records, record_path
+from jupyter_serve.discovery import DeploymentRecord, read_records, record_path, write_record
 from jupyter_serve.registry import register_model
 
 EMAILS = {
@@ -97,6 +98,25 @@ def test_a_registered_model_by_uri_with_discovery_record(classifier: object) -> 
     )
 
 
+def test_records_of_killed_processes_are_removed_when_serving_starts(product_python: Path) -> None:
+    dead = subprocess.run(
+        [str(product_python), "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = DeploymentRecord(
+        name="ghost", pid=int(dead.stdout), host="127.0.0.1", port=9, model_uri="m",
+        status="running", started_at=0.0,
+    )  # fmt: skip
+    stale_file = write_record(stale)
+
+    jupyter_serve.serve(ConstantModel("x"), name="alive")
+
+    assert not stale_file.exists()
+    assert [record.name for record in read_records()] == ["alive"]
+
+
 def test_stop_frees_the_port_and_removes_the_record(classifier: object) -> None:
     deployment = jupyter_serve.serve(classifier, name="spam")
     port = deployment.port
@@ -134,7 +154,9 @@ def test_remote_stop_with_the_secret_stops_the_deployment(classifier: object) ->
     assert (refused.status_code, accepted.status_code) == (403, 202)
     wait_until(lambda: jupyter_serve.deployments() == [], message="remote stop")
     wait_until(lambda: not port_is_listening(deployment.port), message="port freed")
-    assert read_records() == [] and deployment.status == "stopped"
+    # The stop runs on its own thread: the record goes last, once the server has stopped.
+    wait_until(lambda: read_records() == [], message="discovery record removed")
+    assert deployment.status == "stopped"
 
 
 def test_bad_sources_and_options_start_nothing(classifier: object) -> None:

@@ -22,7 +22,7 @@ from jupyter_serve._deployments._environment import (
     proxy_url,
 )
 from jupyter_serve._deployments._servers import start_server
-from jupyter_serve.discovery import deployment_id, is_valid_deployment_name
+from jupyter_serve.discovery import deployment_id, is_valid_deployment_name, read_records
 from jupyter_serve.errors import DeploymentError
 
 if TYPE_CHECKING:
@@ -181,6 +181,9 @@ class DeploymentTable:
 
     def _ensure_writer(self) -> None:
         if self._writer is None:
+            # Records left by killed kernels (SIGKILL runs no exit hook) go when serving resumes.
+            with contextlib.suppress(OSError):
+                read_records(remove_stale=True)
             self._wake_writer.clear()
             self._writer = threading.Thread(
                 target=self._write_records, name="jupyter-serve-discovery", daemon=True
