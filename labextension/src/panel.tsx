@@ -5,7 +5,16 @@
 
 import { Clipboard, Notification } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
-import { copyIcon, launchIcon, LabIcon, ReactWidget, refreshIcon, runIcon, stopIcon } from '@jupyterlab/ui-components';
+import {
+  caretDownIcon,
+  caretRightIcon,
+  copyIcon,
+  LabIcon,
+  launchIcon,
+  ReactWidget,
+  refreshIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import React, { useEffect, useState } from 'react';
 
@@ -180,7 +189,7 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
         <IconButton icon={launchIcon} label="Open /ping" onClick={openPing} />
         <IconButton icon={copyIcon} label="Copy curl" onClick={copyCurl} />
         <IconButton
-          icon={runIcon}
+          icon={tryOpen ? caretDownIcon : caretRightIcon}
           label="Try it"
           onClick={() => setTryOpen(!tryOpen)}
           expanded={tryOpen}
