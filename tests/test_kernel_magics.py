@@ -185,16 +185,20 @@ def test_swap_under_steady_traffic_fails_no_request(kernel: Kernel) -> None:
             except requests.RequestException as error:
                 failures.append(repr(error))
 
-    traffic = threading.Thread(target=client)
-    traffic.start()
+    traffic = [threading.Thread(target=client) for _ in range(2)]
+    for thread in traffic:
+        thread.start()
     try:
-        wait_until(lambda: len(answers) >= 20, message="traffic on the old model")
+        wait_until(lambda: len(answers) >= 20, timeout=30, message="traffic on the old model")
         swapped = kernel.ok("replacement = Constant('swapped')\n%serve replacement --name live")
         seen_after_swap = len(answers)
-        wait_until(lambda: len(answers) >= seen_after_swap + 20, message="traffic after swap")
+        wait_until(
+            lambda: len(answers) >= seen_after_swap + 20, timeout=30, message="traffic after swap"
+        )
     finally:
         stop.set()
-        traffic.join(timeout=30)
+        for thread in traffic:
+            thread.join(timeout=30)
 
     assert failures == []
     assert "Swapped in 'live' (in-memory:replacement)" in swapped.text
