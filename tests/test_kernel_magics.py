@@ -263,6 +263,9 @@ BAD_INPUT = [
     ("%serve clf --bogus", "--bogus"),
     ("%serve clf --env-manager conda", "conda"),
     ("%serve clf --name 'not valid'", "not valid"),
+    ("%unserve nosuch", "No deployment named 'nosuch'"),
+    ("%unserve", "needs one deployment name or --all"),
+    ("%deployments extra", "takes no arguments"),
 ]
 
 
