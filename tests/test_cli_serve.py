@@ -160,6 +160,24 @@ def test_model_that_fails_to_load_is_one_clear_line(tmp_path: Path, registry_dir
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_workers_that_cannot_load_the_model_are_one_clear_line(
+    tmp_path: Path, registry_dir: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+        "    model_path: model.skops\n  sklearn:\n    pickled_model: model.skops\n"
+        "    serialization_format: skops\n"
+    )
+    (broken / "model.skops").write_bytes(b"not a skops file")
+    done = _run_to_failure(["-m", str(broken), "-p", "0", "-w", "2"], _environment(registry_dir))
+    assert done.returncode != 0
+    assert "2 of 2 worker processes" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_unbindable_host_is_one_clear_line(registry_dir: Path) -> None:
     done = _run_to_failure(
         ["-m", "models:/clf/1", "-h", "203.0.113.7", "-p", "0"], _environment(registry_dir)

@@ -3,7 +3,8 @@
 Started as ``python -m jupyter_serve.server._worker``; reads its assignment as one JSON line
 on stdin (never argv, which other local users can read: it may hold the proxy secret), prints
 ``READY`` on stdout once it accepts connections, then one metrics line per second, and
-``REMOTE_STOP`` when a remote stop (with the secret) reached it: the pool decides. It stops on
+``REMOTE_STOP`` when a remote stop (with the secret) reached it: the pool decides. A worker
+that cannot serve prints ``ERROR <message>`` instead of ``READY`` and exits 1. It stops on
 SIGTERM/SIGINT, and on its own when its parent process goes away.
 """
 
@@ -19,6 +20,7 @@ from jupyter_serve.errors import JupyterServeError
 
 READY_LINE = "READY"
 REMOTE_STOP_LINE = "REMOTE_STOP"
+ERROR_PREFIX = "ERROR "
 _METRICS_INTERVAL_SECONDS = 1.0
 
 
@@ -49,7 +51,8 @@ def main() -> int:
         )
         server.start()
     except (JupyterServeError, OSError) as error:
-        print(f"jupyter-serve worker {os.getpid()}: error: {error}", file=sys.stderr)
+        # The pool reports it, once, in its own error: no line per worker on the terminal.
+        write_line(f"{ERROR_PREFIX}{' '.join(str(error).split())}")
         return 1
     write_line(READY_LINE)
     stopped = threading.Event()

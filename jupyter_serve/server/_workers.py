@@ -25,7 +25,7 @@ from typing import IO, Any
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._server import bind_listening_sockets, block_until_signalled
-from jupyter_serve.server._worker import READY_LINE, REMOTE_STOP_LINE
+from jupyter_serve.server._worker import ERROR_PREFIX, READY_LINE, REMOTE_STOP_LINE
 
 logger = logging.getLogger("jupyter_serve.server")
 
@@ -52,6 +52,7 @@ class _Worker:
         self.process.stdin.write(json.dumps(assignment) + "\n")
         self.process.stdin.close()
         self.ready = threading.Event()
+        self.error: str | None = None
         self.latest_metrics: dict[str, Any] = {}
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self._reader.start()
@@ -60,6 +61,8 @@ class _Worker:
         for line in stdout:
             if line.strip() == READY_LINE:
                 self.ready.set()
+            elif line.startswith(ERROR_PREFIX):
+                self.error = line[len(ERROR_PREFIX) :].strip()
             elif line.strip() == REMOTE_STOP_LINE and self._on_remote_stop is not None:
                 try:
                     self._on_remote_stop()
@@ -178,11 +181,17 @@ class WorkerPool:
             if failed:
                 for worker in self._workers:
                     worker.stop()
-                codes = ", ".join(str(worker.process.returncode) for worker in failed)
+                reasons = {worker.error for worker in failed if worker.error}
+                reason = (
+                    "; ".join(sorted(reasons))
+                    if reasons
+                    else "exit codes "
+                    + ", ".join(str(worker.process.returncode) for worker in failed)
+                    + " (their output above may say why)"
+                )
                 raise DeploymentError(
                     f"{len(failed)} of {self.options.workers} worker processes for "
-                    f"{self.model_uri} failed to start on {self.url} (exit codes {codes}); "
-                    "their own error lines above say why."
+                    f"{self.model_uri} failed to start on {self.url}: {reason}"
                 )
             self._supervisor = threading.Thread(
                 target=self._supervise, name=f"jupyter-serve-{self.port}-supervisor", daemon=True
