@@ -84,6 +84,14 @@ def main(out_dir: Path) -> None:
         ),
     )
     mlflow.sklearn.save_model(regressor, str(out_dir / "regressor_unsigned"))
+    # Fitted on a bare array: MLflow infers a tensor signature (float64, shape [-1, 3]).
+    array = features.to_numpy()
+    tensor_regressor = LinearRegression().fit(array, target)
+    mlflow.sklearn.save_model(
+        tensor_regressor,
+        str(out_dir / "regressor_tensor"),
+        signature=infer_signature(array, tensor_regressor.predict(array)),
+    )
 
 
 if __name__ == "__main__":

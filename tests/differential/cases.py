@@ -215,6 +215,22 @@ def numeric_cases(model: str) -> list[Case]:
     ]
 
 
+def tensor_cases(model: str) -> list[Case]:
+    """Shapes and types against a tensor signature (float64, shape [-1, 3])."""
+    return [
+        Case("tensor-inputs-1d", model, _json({"inputs": [1.0, 2.0, 3.0]})),
+        Case("tensor-inputs-wrong-width", model, _json({"inputs": [[1.0, 2.0]]})),
+        Case("tensor-instances-wrong-width", model, _json({"instances": [[1.0, 2.0]]})),
+        Case("tensor-inputs-ints", model, _json({"inputs": [[1, 2, 3]]})),
+        Case("tensor-inputs-numeric-strings", model, _json({"inputs": [["1", "2", "3"]]})),
+        Case("tensor-inputs-uncastable", model, _json({"inputs": [["x", "2", "3"]]})),
+        Case("tensor-split-other-names", model, _split([[1, 2, 3]], ["x", "y", "z"])),
+        Case(
+            "tensor-split-four-columns", model, _json({"dataframe_split": {"data": [[1, 2, 3, 4]]}})
+        ),
+    ]
+
+
 def route_cases(model: str) -> list[Case]:
     return [
         Case("ping", model, method="GET", path="/ping", content_type=None),
@@ -237,6 +253,8 @@ CASES: list[Case] = [
     *numeric_cases("regressor"),
     *numeric_cases("regressor_unsigned"),
     *numeric_cases("classifier_proba"),
+    *numeric_cases("regressor_tensor"),
+    *tensor_cases("regressor_tensor"),
     *route_cases("classifier"),
 ]
 MODELS = sorted({case.model for case in CASES})
