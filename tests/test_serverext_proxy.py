@@ -562,7 +562,38 @@ def _routes(base_url: str, record: DeploymentRecord) -> list[str]:
     ]
 
 
+def _refused_upload_then_next_request(
+    run: Callable[[Any], Any],
+    loop: asyncio.AbstractEventLoop,
+    http_server_client: Any,
+    path: str,
+) -> tuple[int, bool, int]:
+    """POST a body without credentials, then send a second request on the same connection.
+
+    Returns the first status, whether the server kept the connection open (it must have read
+    the refused body for that), and the second status.
+    """
+
+    def post_then_get() -> tuple[int, bool, int]:
+        connection = http.client.HTTPConnection("127.0.0.1", http_server_client.get_http_port())
+        try:
+            connection.request("POST", path, body=b'{"x": 1}')
+            first = connection.getresponse()
+            first.read()
+            connection.request("GET", path)
+            second = connection.getresponse()
+            second.read()
+            return first.status, not first.will_close, second.status
+        finally:
+            connection.close()
+
+    return run(loop.run_in_executor(None, post_then_get))  # type: ignore[no-any-return]
+
+
 def test_unauthenticated_requests_get_403_on_every_route_and_verb(
+    run: Callable[[Any], Any],
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
+    http_server_client: Any,
     fetch: Callable[..., HTTPResponse],
     jp_base_url: str,
     record: DeploymentRecord,
@@ -574,6 +605,12 @@ def test_unauthenticated_requests_get_403_on_every_route_and_verb(
             for headers in ({}, {"Authorization": "token wrong"}):
                 answer = fetch(url, auth=False, method=method, body=body, headers=headers)
                 assert answer.code == 403, (method, url, headers)
+    # The refused body is drained first: closing a socket with unread bytes resets the
+    # connection, and clients like requests may then lose the answer (a CI flake once).
+    upload_path = _proxy(jp_base_url, record, "/echo")
+    assert _refused_upload_then_next_request(
+        run, jp_asyncio_loop, http_server_client, upload_path
+    ) == (403, True, 403)
     assert record_path(record.id).exists(), "nothing was stopped"
     assert deployment_port[1].settings["seen"] == [], "nothing reached the deployment"
 

@@ -3,7 +3,8 @@
 The request body is streamed to the deployment as it arrives (with back-pressure) and the
 answer streamed back as it comes, so large uploads and answers never sit whole in the Jupyter
 server's memory. Authentication and authorization run in ``prepare``, before a single body
-byte is read, as well as on each verb; websocket upgrades are refused after authentication.
+byte is forwarded, as well as on each verb; websocket upgrades are refused after
+authentication.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from jupyter_serve.serverext._target import (
 from jupyter_serve.serverext._upstream import NO_CONTENT_TYPE_MARKER, UpstreamClient
 
 _METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
+# A refusal decided before the body was read waits until a small body has been drained:
+# closing a socket with unread bytes resets the connection, and the client may lose the
+# answer. Larger bodies are not worth reading for nothing; they get the answer at once.
+_DRAINED_BODY_LIMIT = 1024 * 1024
 
 
 class _StreamedBody:
@@ -89,6 +94,7 @@ class DeploymentProxyHandler(JupyterServeHandler):
         self._upstream_status: tuple[int, str] = (502, "")
         self._upstream_headers: list[tuple[str, str]] = []
         self._deployment_id = ""
+        self._refusal: web.HTTPError | None = None
 
     def compute_etag(self) -> str | None:
         """No ETag of the proxy's own: the deployment's headers pass through unchanged."""
@@ -100,19 +106,29 @@ class DeploymentProxyHandler(JupyterServeHandler):
         return web.RequestHandler.finish(self, chunk)
 
     async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
-        if self._finished:
+        try:
+            await super().prepare()
+            if self._finished:
+                return
+            await self._authorize_before_body()
+            if self.request.headers.get("Upgrade"):
+                raise http_error(
+                    400,
+                    "the jupyter-serve proxy does not forward websocket or other protocol "
+                    "upgrades; send plain HTTP requests",
+                )
+            target, secret = self._resolve_target()
+            body_length = self._declared_body_length()
+        except web.HTTPError as refusal:
+            if not self._small_body_follows():
+                raise
+            self._refusal = refusal  # answered by the verb, once the body is drained
             return
-        await self._authorize_before_body()
-        if self.request.headers.get("Upgrade"):
-            raise http_error(
-                400,
-                "the jupyter-serve proxy does not forward websocket or other protocol upgrades; "
-                "send plain HTTP requests",
-            )
-        target, secret = self._resolve_target()
-        body_length = self._declared_body_length()
         self._start_upstream(target, secret, body_length)
+
+    def _small_body_follows(self) -> bool:
+        declared = self.request.headers.get("Content-Length", "")
+        return declared.isdigit() and 0 < int(declared) <= _DRAINED_BODY_LIMIT
 
     async def _authorize_before_body(self) -> None:
         # The verbs carry @authorized too, but they run only once the body has arrived: an
@@ -249,6 +265,8 @@ class DeploymentProxyHandler(JupyterServeHandler):
         flushed.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def _relay(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
         assert self._answer is not None
         if self._body is not None:
             self._body.end()
