@@ -26,6 +26,8 @@ from jupyter_serve.errors import DeploymentError
 from jupyter_serve.serverext._headers import SECRET_HEADER
 from jupyter_serve.serverext._target import ProxyTargetError, is_deployment_id, loopback_host
 
+# The kernel side's control route (jupyter_serve.server.STOP_ROUTE). Not imported from there:
+# that module pulls in the scoring stack (pandas), which the Jupyter server process never needs.
 STOP_ROUTE = "/-/jupyter-serve/stop"
 _POLL_INTERVAL = 0.05
 

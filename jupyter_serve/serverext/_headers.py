@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from tornado.httputil import HTTPHeaders
 
+# Same name as jupyter_serve.server.SECRET_HEADER, kept here to leave the scoring stack unloaded.
 SECRET_HEADER = "X-Jupyter-Serve-Secret"
 
 HOP_BY_HOP = frozenset(
