@@ -1,7 +1,7 @@
 """``{base_url}jupyter-serve/proxy/<id>/<path>``: any request, relayed to one deployment.
 
-The request body is streamed to the deployment as it arrives (with back-pressure) and the
-answer streamed back as it comes, so large uploads and answers never sit whole in the Jupyter
+The request body is streamed to the deployment as it arrives and the answer streamed back as
+it comes, both with back-pressure, so large uploads and answers never sit whole in the Jupyter
 server's memory. Authentication and authorization run in ``prepare``, before a single body
 byte is forwarded, as well as on each verb; websocket upgrades are refused after
 authentication.
@@ -21,6 +21,7 @@ from tornado import httputil, web
 from tornado.concurrent import Future
 from tornado.http1connection import HTTP1Connection
 from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.iostream import StreamClosedError
 from tornado.simple_httpclient import HTTPTimeoutError
 
 from jupyter_serve.serverext._base import JupyterServeHandler, http_error
@@ -95,6 +96,7 @@ class DeploymentProxyHandler(JupyterServeHandler):
         self._upstream_headers: list[tuple[str, str]] = []
         self._deployment_id = ""
         self._refusal: web.HTTPError | None = None
+        self._client_gone = False
 
     def compute_etag(self) -> str | None:
         """No ETag of the proxy's own: the deployment's headers pass through unchanged."""
@@ -257,12 +259,19 @@ class DeploymentProxyHandler(JupyterServeHandler):
             except ValueError:
                 self.log.warning("jupyter-serve proxy: dropped an invalid header %r", name)
 
-    def _on_upstream_chunk(self, chunk: bytes) -> None:
-        if self._finished or self.request.connection is None:
-            return
+    def _on_upstream_chunk(self, chunk: bytes) -> Awaitable[None] | None:
+        if self._finished or self._client_gone:
+            return None
         self.write(chunk)
-        flushed = self.flush()
-        flushed.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Tornado's client waits on what this returns before reading on: the deployment's
+        # answer is read no faster than the client takes it, so it never piles up here.
+        return self._sent(self.flush())
+
+    async def _sent(self, flushing: Future[None]) -> None:
+        try:
+            await flushing
+        except StreamClosedError:
+            self._client_gone = True  # the rest of the answer is read and dropped
 
     async def _relay(self) -> None:
         if self._refusal is not None:
