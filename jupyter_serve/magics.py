@@ -132,13 +132,16 @@ class ServeMagics(Magics):
 
     @line_magic("deployments")
     def deployments(self, line: str) -> None:
-        """List this kernel's deployments: name, source, version, URL, status, traffic."""
-        from jupyter_serve._deployments import deployments as running_deployments
-        from jupyter_serve._deployments._display import DeploymentListing
+        """Show this kernel's deployments: name, source, version, URL, status, live traffic.
+
+        In a notebook front end this is the live dashboard (stop, restart, swap, try it);
+        consoles get the same figures as a text table.
+        """
+        from jupyter_serve.widgets import Dashboard
 
         if line.strip():
             raise UsageError(f"%deployments takes no arguments, got {line.strip()!r}.")
-        display(DeploymentListing(running_deployments()))
+        display(Dashboard())
 
     @magic_arguments()
     @argument("name", nargs="?", help="The deployment to stop.")

@@ -5,7 +5,13 @@ There is deliberately no ``jupyter_serve.deployments`` module: that name is the 
 function listing deployments, and a submodule of the same name would shadow it.
 """
 
-from jupyter_serve._deployments._api import deployments, serve, serve_source, stop
+from jupyter_serve._deployments._api import (
+    add_change_listener,
+    deployments,
+    serve,
+    serve_source,
+    stop,
+)
 from jupyter_serve._deployments._deployment import FAILED, RUNNING, STARTING, STOPPED, Deployment
 from jupyter_serve._deployments._sample_request import curl_command, sample_invocation_body
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri, wrap_object
@@ -19,6 +25,7 @@ __all__ = [
     "Deployment",
     "DeploymentTable",
     "ModelSource",
+    "add_change_listener",
     "check_options",
     "curl_command",
     "deployments",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_serve._deployments._deployment import Deployment
@@ -100,6 +101,11 @@ def serve_source(
         workers=workers,
         require_secret=require_secret,
     )
+
+
+def add_change_listener(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` whenever a deployment starts or stops in this process. Thread-safe."""
+    _TABLE.add_change_listener(listener)
 
 
 def deployments() -> list[Deployment]:

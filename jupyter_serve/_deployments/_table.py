@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jupyter_serve._deployments._deployment import Deployment
@@ -65,6 +66,21 @@ class DeploymentTable:
         self._by_name: dict[str, Deployment] = {}
         self._writer: threading.Thread | None = None
         self._wake_writer = threading.Event()
+        self._change_listeners: list[Callable[[], None]] = []
+
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each deployment starts or stops (not on swaps), on the
+        thread that started or stopped it: how a live view follows the table without polling
+        it while nothing runs."""
+        with self._lock:
+            self._change_listeners.append(listener)
+
+    def _notify_change(self) -> None:
+        with self._lock:
+            listeners = list(self._change_listeners)
+        for listener in listeners:
+            with contextlib.suppress(Exception):  # a view's failure never fails a deployment
+                listener()
 
     def running(self) -> list[Deployment]:
         """The running deployments, oldest first."""
@@ -106,7 +122,8 @@ class DeploymentTable:
             self._by_name[name] = deployment
             deployment.publish()
             self._ensure_writer()
-            return deployment, False
+        self._notify_change()
+        return deployment, False
 
     def _start(
         self,
@@ -168,6 +185,7 @@ class DeploymentTable:
                 del self._by_name[deployment.name]
         deployment.shut_down()
         self._join_writer_if_idle()
+        self._notify_change()
 
     def _stop_soon(self, holder: list[Deployment]) -> None:
         # Called on the server's own thread, which stop() joins: stop from another thread.

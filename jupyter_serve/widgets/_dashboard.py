@@ -229,29 +229,93 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
         return children[0] if children else None
 
 
-class Dashboard(widgets.VBox):  # type: ignore[misc]
-    """Every deployment of this kernel, refreshed live by one throttled writer thread.
+class _LiveUpdates:
+    """The one writer thread refreshing every open dashboard, a few times per second at most.
 
-    Deployments started after the dashboard appear on their own. ``close()`` (or
-    ``stop_updates()``) ends the writer.
+    It runs only while a dashboard is open and a deployment is running, however many
+    dashboards a user opens: a deployment starting wakes it, the last one stopping ends it
+    (after a final refresh), so an idle kernel keeps no thread of ours.
     """
 
-    def __init__(self, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(self, refresh_seconds: float) -> None:
+        self._refresh_seconds = refresh_seconds
+        self._dashboards: list[Dashboard] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._listening = False
+
+    def add(self, board: Dashboard) -> None:
+        with self._lock:
+            self._dashboards.append(board)
+            if not self._listening:
+                from jupyter_serve._deployments import add_change_listener
+
+                add_change_listener(self.follow_deployments)
+                self._listening = True
+        self.follow_deployments()
+
+    def remove(self, board: Dashboard) -> None:
+        with self._lock:
+            if board in self._dashboards:
+                self._dashboards.remove(board)
+        self.follow_deployments()
+
+    def follow_deployments(self) -> None:
+        """Run the writer exactly while a dashboard is open and a deployment runs. Thread-safe."""
+        import jupyter_serve
+
+        with self._lock:
+            wanted = bool(self._dashboards) and bool(jupyter_serve.deployments())
+            running = self._thread
+            if wanted and running is None:
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="jupyter-serve-dashboard", daemon=True
+                )
+                self._thread.start()
+                return
+            if wanted or running is None:
+                return
+            self._stop.set()
+            self._thread = None
+        if running is not threading.current_thread():
+            running.join(timeout=5)
+
+    def _refresh_all(self) -> None:
+        with self._lock:
+            boards = list(self._dashboards)
+        for board in boards:
+            try:
+                board.sync()
+            except Exception:  # a glitch in one refresh must not end live updates
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._refresh_seconds):
+            self._refresh_all()
+        self._refresh_all()  # show the last deployment as stopped
+
+
+_LIVE_UPDATES = _LiveUpdates(REFRESH_SECONDS)
+
+
+class Dashboard(widgets.VBox):  # type: ignore[misc]
+    """Every deployment of this kernel, kept live by the single dashboard writer thread.
+
+    Deployments started after the dashboard appear on their own. ``close()`` (or
+    ``stop_updates()``) ends its live updates.
+    """
+
+    def __init__(self) -> None:
         self.cards: dict[str, DeploymentCard] = {}
         self.empty = widgets.HTML(
             "No deployments in this kernel yet. Start one with <code>%serve</code>."
         )
         super().__init__([self.empty])
         self._lock = threading.Lock()
-        self._closed = threading.Event()
         self.sync()
-        self._writer = threading.Thread(
-            target=self._write_loop,
-            args=(refresh_seconds,),
-            name="jupyter-serve-dashboard",
-            daemon=True,
-        )
-        self._writer.start()
+        _LIVE_UPDATES.add(self)
 
     def sync(self) -> None:
         """Add cards for new deployments and refresh every card's figures. Thread-safe."""
@@ -274,23 +338,28 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     def _adopt(self, deployment: Deployment) -> None:
         self.cards[deployment.name].deployment = deployment
 
-    def _write_loop(self, refresh_seconds: float) -> None:
-        while not self._closed.wait(refresh_seconds):
-            try:
-                self.sync()
-            except Exception:  # a glitch in one refresh must not end live updates
-                continue
-
     def stop_updates(self) -> None:
         """End live updates; the widget stays as it is. Thread-safe."""
-        self._closed.set()
+        _LIVE_UPDATES.remove(self)
 
     def close(self) -> None:
         self.stop_updates()
         super().close()
 
+    def _listing(self) -> DeploymentListing:
+        return DeploymentListing([card.deployment for card in self.cards.values()])
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        # ipywidgets cuts text/plain at 110 characters; consoles, nbval and static renderers
+        # (nbconvert, GitHub) deserve the whole table.
+        bundle: dict[str, Any] = super()._repr_mimebundle_(**kwargs)
+        listing = self._listing()
+        bundle["text/plain"] = repr(listing)
+        bundle["text/html"] = listing._repr_html_()
+        return bundle
+
     def __repr__(self) -> str:
-        return repr(DeploymentListing([card.deployment for card in self.cards.values()]))
+        return repr(self._listing())
 
 
 def dashboard() -> Dashboard:
