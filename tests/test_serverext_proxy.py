@@ -14,7 +14,8 @@ import http.client
 import json
 import os
 import socket
-import time
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -639,9 +640,7 @@ def test_websocket_upgrades_need_auth_and_are_refused(
 
 
 def _dead_pid() -> int:
-    import subprocess
-    import sys
-
+    """The pid of a process that has exited (a killed kernel's, as far as records go)."""
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         check=True,
@@ -655,9 +654,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-_ = time
 
 
 class ReadOnlyDeployments(Authorizer):
