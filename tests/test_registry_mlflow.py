@@ -1,0 +1,397 @@
+"""The MLflow registry backend against a real `mlflow server` 3.17.2 filled by MLflow's client.
+
+One server per module (sqlite backend, artifact proxy, loopback). Every `models:/` and
+`runs:/` form is resolved by us and by MLflow's own resolution, and the models both load must
+predict the same. Each version is a constant regressor (version k predicts 10*k), so a wrong
+version shows in the predictions too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+
+from jupyter_serve.errors import MissingDependencyError, ModelNotFoundError, RegistryError
+from jupyter_serve.models import load_model
+from jupyter_serve.registry import (
+    EmbeddedRegistry,
+    MlflowRegistry,
+    default_registry,
+    register_model,
+    registry_uri_scope,
+    resolve_model_uri,
+)
+from tests._support import free_port
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.mlflow
+
+SERVE_COMMAND = [sys.executable, "-m", "jupyter_serve.cli", "models", "serve"]
+FEATURES = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+
+POPULATE = r"""
+import json, os, sys, tempfile
+import mlflow, pandas as pd
+from mlflow import MlflowClient
+from sklearn.dummy import DummyRegressor
+
+mlflow.set_tracking_uri(sys.argv[1])
+X = pd.DataFrame({"x": [1.0, 2.0]})
+def constant(value):
+    return DummyRegressor(strategy="constant", constant=value).fit(X, [0.0, 0.0])
+out = {"runs": {}}
+for k in (1, 2, 3, 4):
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(constant(10.0 * k), name="model", input_example=X,
+                                 registered_model_name="spam", pip_requirements=["scikit-learn"])
+        out["runs"][k] = run.info.run_id
+client = MlflowClient()
+client.transition_model_version_stage("spam", "1", "Production")
+client.transition_model_version_stage("spam", "2", "Production")
+client.transition_model_version_stage("spam", "3", "Staging")
+client.set_registered_model_alias("spam", "champion", "2")
+client.set_registered_model_alias("spam", "challenger", "3")
+with mlflow.start_run() as run:
+    info = mlflow.sklearn.log_model(constant(77.0), name="lonely", input_example=X,
+                                    pip_requirements=["scikit-learn"])
+    out["logged_model_id"] = info.model_id
+    out["lonely_run"] = run.info.run_id
+    plain = os.path.join(tempfile.mkdtemp(), "plain")
+    mlflow.sklearn.save_model(constant(55.0), plain, pip_requirements=["scikit-learn"])
+    mlflow.log_artifacts(plain, artifact_path="plain")
+print(json.dumps(out))
+"""
+
+# MLflow's own answer: the (name, version) `mlflow models serve` resolves a URI to, with the
+# function it uses, and the predictions of the model it loads.
+MLFLOW_RESOLVES = r"""
+import json, sys
+import mlflow, pandas as pd
+from mlflow import MlflowClient
+from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+mlflow.set_tracking_uri(sys.argv[1])
+client = MlflowClient()
+X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+answers = {}
+for uri in json.loads(sys.argv[2]):
+    version = None
+    if uri.startswith("models:/") and not uri.startswith("models:/m-"):
+        version = int(get_model_name_and_version(client, uri)[1])
+    predictions = mlflow.pyfunc.load_model(uri).predict(X)
+    answers[uri] = {"version": version, "predictions": [float(p) for p in predictions]}
+answers["by_alias"] = int(client.get_model_version_by_alias("spam", "champion").version)
+answers["latest_production"] = [
+    int(v.version) for v in client.get_latest_versions("spam", ["Production"])
+]
+print(json.dumps(answers))
+"""
+
+MLFLOW_SEES_OURS = r"""
+import json, sys
+import mlflow, pandas as pd
+from mlflow import MlflowClient
+
+mlflow.set_tracking_uri(sys.argv[1])
+client = MlflowClient()
+version = client.get_model_version("ours", sys.argv[2])
+by_alias = client.get_model_version_by_alias("ours", "fresh")
+predictions = mlflow.pyfunc.load_model("models:/ours@fresh").predict(pd.DataFrame({"x": [1.0]}))
+print(json.dumps({"stage": version.current_stage, "alias_version": by_alias.version,
+                  "predictions": [float(p) for p in predictions]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A live `mlflow server` holding model ``spam`` v1-v4 (stages, aliases), a logged model
+    and a plain run artifact; yields its URL and the ids the MLflow client reported."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    mlflow_bin = mlflow_python.parent / "mlflow"
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    log = (root / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_health(url, server, root / "server.log")
+        ids = json.loads(run_python(mlflow_python, POPULATE, url).strip().splitlines()[-1])
+        yield url, ids
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(20)
+        log.close()
+
+
+def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"mlflow server at {url} did not answer /health within 90 s")
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow-cache")
+
+
+@pytest.fixture
+def tracking_env(
+    mlflow_server: tuple[str, dict[str, Any]], cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    url = mlflow_server[0]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("JUPYTER_SERVE_MLFLOW_CACHE", str(cache_root))
+    return url
+
+
+def _uris(ids: dict[str, Any]) -> list[str]:
+    return [
+        "models:/spam/1",
+        "models:/spam/3",
+        "models:/spam/latest",
+        "models:/spam/LATEST",
+        "models:/spam/Production",
+        "models:/spam/staging",
+        "models:/spam/none",
+        "models:/spam@champion",
+        "models:/spam@challenger",
+        "models:/spam@latest",
+        f"models:/{ids['logged_model_id']}",
+        f"runs:/{ids['runs']['2']}/model",
+        f"runs:/{ids['lonely_run']}/lonely",
+        f"runs:/{ids['lonely_run']}/plain",
+    ]
+
+
+def _predict(path: Path) -> list[float]:
+    return [float(p) for p in load_model(path).predict(FEATURES)]
+
+
+def test_every_uri_form_resolves_to_what_mlflow_resolves(
+    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]], mlflow_python: Path
+) -> None:
+    ids = mlflow_server[1]
+    uris = _uris(ids)
+    theirs = json.loads(
+        run_python(mlflow_python, MLFLOW_RESOLVES, tracking_env, json.dumps(uris))
+        .strip()
+        .splitlines()[-1]
+    )
+    assert theirs["by_alias"] == 2 and theirs["latest_production"] == [2]
+    for uri in uris:
+        ours = resolve_model_uri(uri)
+        assert ours.uri == uri
+        assert ours.version == theirs[uri]["version"], uri
+        if theirs[uri]["version"] is not None:
+            assert ours.name == "spam"
+        assert _predict(ours.path) == theirs[uri]["predictions"], uri
+    # Spot checks that the comparison is not vacuous.
+    assert theirs["models:/spam/Production"]["predictions"] == [20.0] * 3
+    assert theirs[f"runs:/{ids['lonely_run']}/plain"]["predictions"] == [55.0] * 3
+
+
+def test_a_resolved_version_is_downloaded_once_and_reused(
+    tracking_env: str, cache_root: Path
+) -> None:
+    first = resolve_model_uri("models:/spam@challenger")
+    marker = first.path / "MLmodel"
+    stamp = marker.stat().st_mtime_ns
+    second = resolve_model_uri("models:/spam/3")
+    assert second.path == first.path
+    assert marker.stat().st_mtime_ns == stamp
+    assert first.path.is_relative_to(cache_root)
+    assert not list((cache_root / ".incoming").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "models:/nope/1",
+            "no model named 'nope' in the MLflow registry at {url}; registered models: ",
+        ),
+        ("models:/Spam@champion", "(did you mean 'spam'?)"),
+        (
+            "models:/spam@gold",
+            "model 'spam' has no alias 'gold' in the MLflow registry at {url}; "
+            "aliases: challenger -> version 3, champion -> version 2",
+        ),
+        ("models:/spam@Champion", "(did you mean 'champion'?)"),
+        (
+            "models:/spam/Archived",
+            "no version of 'spam' is in stage 'Archived' in the MLflow registry at {url}; "
+            "versions: 1 (Production), 2 (Production), 3 (Staging), 4 (None)",
+        ),
+        ("models:/spam/9", "model 'spam' has no version 9"),
+        ("models:/spam/Shipping", "'Shipping' is not a version number, 'latest' or a stage"),
+        ("models:/m-0000000000000000", "no logged model 'm-0000000000000000'"),
+        ("runs:/0123456789abcdef/model", "no run '0123456789abcdef'"),
+    ],
+)
+def test_unknown_models_versions_aliases_and_stages_say_what_exists(
+    tracking_env: str, uri: str, expected: str
+) -> None:
+    with pytest.raises(ModelNotFoundError) as raised:
+        resolve_model_uri(uri)
+    assert expected.format(url=tracking_env) in str(raised.value)
+
+
+def test_a_run_path_without_a_model_is_refused(
+    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]]
+) -> None:
+    run = mlflow_server[1]["lonely_run"]
+    with pytest.raises(ModelNotFoundError, match="holds no artifacts"):
+        resolve_model_uri(f"runs:/{run}/missing")
+
+
+def test_cli_serves_the_aliased_version_over_http(tracking_env: str, cache_root: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_env}
+    process = subprocess.Popen(
+        [*SERVE_COMMAND, "-m", "models:/spam@champion", "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited: {process.communicate()[1]}")
+            try:
+                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "models serve never answered /ping"
+            time.sleep(0.05)
+        answer = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_split": {"columns": ["x"], "data": [[1.0], [5.0]]}},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        assert answer.json() == {"predictions": [20.0, 20.0]}
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(20)
+
+
+def test_registering_from_our_side_creates_a_version_mlflow_serves(
+    tracking_env: str, mlflow_python: Path
+) -> None:
+    from sklearn.dummy import DummyRegressor
+
+    model = DummyRegressor(strategy="constant", constant=99.0).fit(FEATURES, [0.0] * 3)
+    first = register_model(model, "ours", input_example=FEATURES, registry_uri=tracking_env)
+    second = register_model(model, "ours", stage="Staging", alias="fresh")
+    assert second == first + 1
+    seen = json.loads(
+        run_python(mlflow_python, MLFLOW_SEES_OURS, tracking_env, str(second))
+        .strip()
+        .splitlines()[-1]
+    )
+    assert seen == {"stage": "Staging", "alias_version": str(second), "predictions": [99.0]}
+    listed = default_registry().list_versions("ours")
+    assert [(v.version, v.stage.value, v.aliases) for v in listed] == [
+        (first, "None", ()),
+        (second, "Staging", ("fresh",)),
+    ]
+
+
+def test_the_registry_uri_is_chosen_at_call_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    assert isinstance(default_registry(), EmbeddedRegistry)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    chosen = default_registry()
+    assert isinstance(chosen, MlflowRegistry) and chosen.registry_uri == "http://127.0.0.1:1"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:2")
+    chosen = default_registry()
+    assert isinstance(chosen, MlflowRegistry)
+    assert (chosen.registry_uri, chosen.tracking_uri) == (
+        "http://127.0.0.1:2",
+        "http://127.0.0.1:1",
+    )
+    with registry_uri_scope("http://127.0.0.1:3"):
+        scoped = default_registry()
+        assert isinstance(scoped, MlflowRegistry) and scoped.registry_uri == "http://127.0.0.1:3"
+    assert isinstance(default_registry("http://127.0.0.1:4"), MlflowRegistry)
+    # A directory needs no registry, even with a dead one configured.
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "MLmodel").write_text("flavors: {}\n")
+    assert resolve_model_uri(tmp_path / "m").path == tmp_path / "m"
+
+
+def test_an_unreachable_server_is_a_clear_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    with pytest.raises(RegistryError, match=f"cannot reach the MLflow tracking server at {dead}"):
+        resolve_model_uri("models:/spam@champion")
+
+
+def test_a_database_uri_without_mlflow_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Holds where mlflow is installed too: the import is made to fail.
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(MissingDependencyError) as raised:
+        resolve_model_uri("models:/spam/1")
+    message = str(raised.value)
+    assert "pip install 'jupyter-serve[mlflow]'" in message
+    assert f"sqlite:///{tmp_path}/mlflow.db" in message
