@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_server.auth import passwd
 from playwright import sync_api as playwright_sync
 
 from jupyter_serve.datasets import SAMPLE_HAM_EMAIL, SAMPLE_SPAM_EMAIL
@@ -43,6 +44,7 @@ CHROMIUM_ARGS = [
 ]
 BASE_URL = "/lab-base/"
 TOKEN = "browser-test-token"
+PASSWORD = "browser-test-password"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
 PANEL = ".jp-ServeDeployments"
 CARD = ".jp-ServeDeployments-card"
@@ -71,9 +73,16 @@ def free_port() -> int:
 
 
 class Lab:
-    """A `jupyter lab` subprocess on a free loopback port, with a token and a base URL."""
+    """A `jupyter lab` subprocess on a free loopback port under a base URL.
 
-    def __init__(self, home: Path, runtime_dir: Path, registry: Path) -> None:
+    It authenticates with a token, or, given ``password``, with a password and a cookie only
+    (no token in the page, as behind JupyterHub): then every POST/DELETE needs the XSRF header.
+    """
+
+    def __init__(
+        self, home: Path, runtime_dir: Path, registry: Path, password: str | None = None
+    ) -> None:
+        self.password = password
         self.port = free_port()
         self.root = home / "notebooks"
         self.root.mkdir(parents=True)
@@ -116,7 +125,7 @@ class Lab:
                 f"--port={self.port}",
                 "--ServerApp.port_retries=0",
                 f"--ServerApp.base_url={BASE_URL}",
-                f"--IdentityProvider.token={TOKEN}",
+                *self._auth_arguments(),
                 f"--ServerApp.root_dir={self.root}",
                 "--LabApp.news_url=",
                 "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -126,13 +135,32 @@ class Lab:
             stderr=subprocess.STDOUT,
         )
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"token {TOKEN}"
-        wait_for(self._ready, "JupyterLab to answer /api/status", timeout=90)
+        wait_for(self._ready, "JupyterLab to answer /login", timeout=90)
+        if password is None:
+            self.session.headers["Authorization"] = f"token {TOKEN}"
+        else:
+            xsrf = self.session.cookies["_xsrf"]
+            self.session.post(self.url + "login", data={"password": password, "_xsrf": xsrf})
+            self.session.headers["X-XSRFToken"] = xsrf
+        assert self.api("GET", "api/status").status_code == 200
+
+    def _auth_arguments(self) -> list[str]:
+        if self.password is None:
+            return [f"--IdentityProvider.token={TOKEN}"]
+        return [
+            "--IdentityProvider.token=",
+            f"--PasswordIdentityProvider.hashed_password={passwd(self.password)}",
+        ]
+
+    @property
+    def entry_url(self) -> str:
+        """Where a user opens Lab (with the token in the URL, in token mode)."""
+        return f"{self.url}lab?token={TOKEN}" if self.password is None else f"{self.url}lab"
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             pytest.fail(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
-        return self.session.get(self.url + "api/status", timeout=5).status_code == 200
+        return self.session.get(self.url + "login", timeout=5).status_code == 200
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request(method, self.url + path, timeout=30, **kwargs)
@@ -236,15 +264,29 @@ class NotebookKernel:
         self.client.stop_channels()
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def start_lab(home: Path, password: str | None = None) -> Lab:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
-    server = Lab(
-        tmp_path / "lab",
+    return Lab(
+        home,
         Path(os.environ["JUPYTER_RUNTIME_DIR"]),
         Path(os.environ["JUPYTER_SERVE_REGISTRY"]),
+        password,
     )
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    server = start_lab(tmp_path / "lab")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def password_lab(tmp_path: Path) -> Iterator[Lab]:
+    server = start_lab(tmp_path / "lab", password=PASSWORD)
     try:
         yield server
     finally:
@@ -275,7 +317,12 @@ def page(tmp_path: Path) -> Iterator[Any]:
 
 
 def open_lab(page: Any, lab: Lab) -> None:
-    page.goto(f"{lab.url}lab?token={TOKEN}")
+    if lab.password is not None:
+        page.goto(f"{lab.url}login")
+        page.locator("input[type=password]").fill(lab.password)
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(lab.entry_url)
     # Our tab in the left sidebar exists only once the prebuilt extension has activated; the
     # splash screen goes once Lab has restored its layout (which moves the focus around).
     page.locator('.jp-SideBar [data-id="jupyter-serve-deployments"]').wait_for()
@@ -417,6 +464,43 @@ def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None
             "print([d.name for d in jupyter_serve.deployments() if d.status != 'stopped'])"
         )
         assert still_running.strip() == "[]"
+    finally:
+        kernel.close()
+
+
+def test_cookie_only_session_tries_and_stops_through_xsrf(password_lab: Lab, page: Any) -> None:
+    """Behind a password (or JupyterHub) the page has no token: POST and DELETE then go
+    through only because ServerConnection sends the XSRF header with the session cookie."""
+    lab = password_lab
+    open_lab(page, lab)
+    page.locator('.jp-SideBar [data-id="jupyter-serve-deployments"]').click()
+    panel = page.locator(PANEL)
+    panel.locator(".jp-ServeDeployments-empty").wait_for()
+
+    kernel = NotebookKernel(lab, "hub.ipynb")
+    try:
+        kernel.run(
+            "%load_ext jupyter_serve\n"
+            "from jupyter_serve.datasets import train_spam_classifier\n"
+            "clf = train_spam_classifier()"
+        )
+        kernel.run("%serve clf")
+        card = panel.locator(CARD)
+        card.wait_for()
+
+        card.get_by_role("button", name="Try it").click()
+        card.get_by_label("JSON request body or sample text").fill(SAMPLE_HAM_EMAIL)
+        status_line, body = send_try_it(page, card)
+        assert status_line == "HTTP 200", body
+        assert json.loads(body) == {"predictions": ["ham"]}
+
+        card.get_by_role("button", name="Copy curl").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "Authorization: token <your-jupyter-token>" in copied
+
+        card.get_by_role("button", name="Stop").click()
+        panel.locator(".jp-ServeDeployments-empty").wait_for()
+        assert lab.deployments() == []
     finally:
         kernel.close()
 
