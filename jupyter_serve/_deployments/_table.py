@@ -145,6 +145,7 @@ class DeploymentTable:
             workers=workers,
             secret=secret,
             require_secret=require_secret,
+            model_name=name,
         )
         holder: list[Deployment] = []
         server = start_server(source, options, on_remote_stop=lambda: self._stop_soon(holder))

@@ -10,6 +10,21 @@ from __future__ import annotations
 from jupyter_serve.protocol._content_type import SUPPORTED_MEDIA_TYPES
 from jupyter_serve.protocol._errors import ScoringError
 from jupyter_serve.protocol._invoke import invoke, prepare_input, run_prediction
+from jupyter_serve.protocol._open_inference import (
+    InferenceRequest,
+    OpenInferenceError,
+    array_output_name,
+    as_open_inference_error,
+    model_metadata_response,
+    model_not_found_response,
+    model_ready_response,
+    open_inference_error_response,
+    parse_inference_request,
+    server_live_response,
+    server_metadata_response,
+    server_ready_response,
+)
+from jupyter_serve.protocol._open_inference_outputs import render_inference_response
 from jupyter_serve.protocol._parsing import ScoringRequest, parse_invocation
 from jupyter_serve.protocol._rendering import render_predictions
 from jupyter_serve.protocol._responses import (
@@ -24,18 +39,31 @@ from jupyter_serve.protocol._responses import (
 
 __all__ = [
     "SUPPORTED_MEDIA_TYPES",
+    "InferenceRequest",
+    "OpenInferenceError",
     "ScoringError",
     "ScoringRequest",
     "ScoringResponse",
+    "array_output_name",
+    "as_open_inference_error",
     "body_too_large_response",
     "invoke",
     "method_not_allowed_response",
+    "model_metadata_response",
+    "model_not_found_response",
+    "model_ready_response",
     "not_found_response",
+    "open_inference_error_response",
+    "parse_inference_request",
     "parse_invocation",
     "ping_response",
     "prepare_input",
+    "render_inference_response",
     "render_predictions",
     "run_prediction",
+    "server_live_response",
+    "server_metadata_response",
+    "server_ready_response",
     "timeout_response",
     "version_response",
 ]

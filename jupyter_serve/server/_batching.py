@@ -45,6 +45,13 @@ class _PendingPrediction:
     wrap: bool
     merge_key: Hashable | None  # None: never merged with another request
     answer: asyncio.Future[ScoringResponse] = field(repr=False)
+    # Renders this request's predictions (another protocol's answer); None: MLflow's JSON.
+    render: Callable[[Any], ScoringResponse] | None = None
+
+    def rendered(self, predictions: Any) -> ScoringResponse:
+        if self.render is not None:
+            return self.render(predictions)
+        return render_predictions(predictions, wrap=self.wrap)
 
 
 @dataclass(eq=False)
@@ -87,9 +94,18 @@ class PredictionBatcher:
         self._on_queue_depth = on_queue_depth
 
     def submit(
-        self, model: Any, data: Any, params: dict[str, Any] | None, *, wrap: bool
+        self,
+        model: Any,
+        data: Any,
+        params: dict[str, Any] | None,
+        *,
+        wrap: bool,
+        render: Callable[[Any], ScoringResponse] | None = None,
     ) -> asyncio.Future[ScoringResponse]:
-        """Queue one prepared request; the future resolves to its response (never raises)."""
+        """Queue one prepared request; the future resolves to its response (never raises).
+
+        ``render`` turns this request's predictions into its answer (default: MLflow's JSON);
+        it may raise ScoringError. Requests merge whatever their renderers."""
         loop = asyncio.get_running_loop()
         pending = _PendingPrediction(
             model=model,
@@ -98,6 +114,7 @@ class PredictionBatcher:
             wrap=wrap,
             merge_key=merge_key(model, data, params, wrap) if self._max_batch_size > 1 else None,
             answer=loop.create_future(),
+            render=render,
         )
         self._queue.append(pending)
         self._report_queue_depth()
@@ -227,7 +244,7 @@ def predict_group(group: Sequence[_PendingPrediction]) -> list[ScoringResponse]:
 def _predict_alone(pending: _PendingPrediction) -> ScoringResponse:
     try:
         predictions = run_prediction(pending.model, pending.data, pending.params)
-        return render_predictions(predictions, wrap=pending.wrap)
+        return pending.rendered(predictions)
     except ScoringError as error:
         return error.to_response()
     except Exception:
@@ -250,7 +267,7 @@ def _predict_merged(group: Sequence[_PendingPrediction]) -> list[ScoringResponse
     responses = []
     for pending, part in zip(group, parts, strict=True):
         try:
-            responses.append(render_predictions(part, wrap=pending.wrap))
+            responses.append(pending.rendered(part))
         except ScoringError as error:
             responses.append(error.to_response())
     return responses

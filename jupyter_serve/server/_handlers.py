@@ -286,18 +286,26 @@ def _parse_and_prepare(
     return request, data, params
 
 
+def _open_inference_routes(state: ServingState) -> list[Any]:
+    # Imported here: the V2 handlers build on this module's handler base.
+    from jupyter_serve.server._open_inference_handlers import open_inference_routes
+
+    return open_inference_routes(state)
+
+
 def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.perf_counter())
 
 
 def make_application(state: ServingState) -> Application:
-    """The Tornado application of one deployment: MLflow's routes, plus the remote-stop
-    control route when the deployment has a secret."""
+    """The Tornado application of one deployment: MLflow's and the Open Inference Protocol's
+    routes, plus the remote-stop control route when the deployment has a secret."""
     routes: list[Any] = [
         (r"/ping", PingHandler, {"state": state}),
         (r"/health", PingHandler, {"state": state}),
         (r"/version", VersionHandler, {"state": state}),
         (r"/invocations", InvocationsHandler, {"state": state}),
+        *_open_inference_routes(state),
     ]
     if state.options.secret is not None:
         routes.append((STOP_ROUTE, StopHandler, {"state": state}))

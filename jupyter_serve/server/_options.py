@@ -32,3 +32,6 @@ class ServerOptions:
     prediction_threads: int = 2
     # Share the port with other processes (SO_REUSEPORT): how worker processes listen.
     reuse_port: bool = False
+    # The name Open Inference Protocol clients use for the model (/v2/models/<name>): the
+    # deployment's name; None derives it from the model URI.
+    model_name: str | None = None
