@@ -537,6 +537,9 @@ def test_a_record_pointing_off_loopback_is_never_contacted(
 
         assert answer.code == 502, host
         assert "not loopback" in _json(answer)["message"]
+    # A server bound to every interface is reached on loopback.
+    write_record(DeploymentRecord(**{**record.__dict__, "host": "0.0.0.0"}))
+    assert fetch(_proxy(jp_base_url, record, "/ping")).code == 200
 
 
 def test_delete_stops_the_deployment_through_its_control_route(
