@@ -92,12 +92,23 @@ def _add_registry_option(parser: argparse.ArgumentParser) -> None:
         help="embedded registry directory (default: $JUPYTER_SERVE_REGISTRY, else the Jupyter "
         "data dir)",
     )
+    parser.add_argument(
+        "--registry-uri",
+        metavar="URI",
+        help="an MLflow registry (http(s)://... or a database URI) instead of the embedded one "
+        "(default: $MLFLOW_REGISTRY_URI, else $MLFLOW_TRACKING_URI, when set)",
+    )
 
 
 def registry_from_args(args: argparse.Namespace) -> Registry:
-    """The registry a command works on: ``--registry DIR`` if given, else the default."""
+    """The registry a command works on: ``--registry DIR`` or ``--registry-uri URI`` if
+    given, else the default."""
     root: Path | None = getattr(args, "registry", None)
-    return EmbeddedRegistry(root) if root is not None else default_registry()
+    return (
+        EmbeddedRegistry(root)
+        if root is not None
+        else default_registry(getattr(args, "registry_uri", None))
+    )
 
 
 def add_register_parser(models_commands: Subcommands) -> None:

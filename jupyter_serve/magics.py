@@ -84,6 +84,13 @@ class ServeMagics(Magics):
         help="Only 'local' (this kernel's environment); accepted for mlflow compatibility.",
     )
     @argument(
+        "--registry-uri",
+        default=None,
+        help="The MLflow registry resolving models:/ and runs:/ URIs (http(s)://... or a "
+        "database URI); default: $MLFLOW_REGISTRY_URI, else $MLFLOW_TRACKING_URI, else the "
+        "embedded registry.",
+    )
+    @argument(
         "--require-secret",
         action="store_true",
         help="Require the X-Jupyter-Serve-Secret header on every route, so only the Jupyter "
@@ -97,25 +104,28 @@ class ServeMagics(Magics):
         """
         from jupyter_serve._deployments import ModelSource, load_uri, serve_source, wrap_object
         from jupyter_serve._deployments._display import ServeSummary
+        from jupyter_serve.registry import registry_uri_scope
 
         args = parse_argstring(self.serve, line)
         user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         try:
             source: ModelSource
-            if args.source in user_ns and args.source.isidentifier():
-                value = user_ns[args.source]
-                if isinstance(value, (str, os.PathLike)):  # a variable holding a URI
-                    source = load_uri(str(value))
+            # --registry-uri applies to the URI resolved here, in this thread only.
+            with registry_uri_scope(args.registry_uri):
+                if args.source in user_ns and args.source.isidentifier():
+                    value = user_ns[args.source]
+                    if isinstance(value, (str, os.PathLike)):  # a variable holding a URI
+                        source = load_uri(str(value))
+                    else:
+                        source = wrap_object(value, label=args.source)
+                elif _looks_like_variable(args.source):
+                    raise UsageError(
+                        f"No variable named {args.source!r} in this notebook, and no model "
+                        "directory of that name: expected a variable holding a model (run the "
+                        "cell defining it first) or a model URI such as models:/spam/Production."
+                    )
                 else:
-                    source = wrap_object(value, label=args.source)
-            elif _looks_like_variable(args.source):
-                raise UsageError(
-                    f"No variable named {args.source!r} in this notebook, and no model directory "
-                    "of that name: expected a variable holding a model (run the cell defining it "
-                    "first) or a model URI such as models:/spam/Production."
-                )
-            else:
-                source = load_uri(args.source)
+                    source = load_uri(args.source)
             deployment, swapped = serve_source(
                 source,
                 name=args.name,

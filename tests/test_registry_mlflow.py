@@ -36,16 +36,22 @@ from tests.conftest import run_python
 
 pytestmark = pytest.mark.mlflow
 
-SERVE_COMMAND = [sys.executable, "-m", "jupyter_serve.cli", "models", "serve"]
+CLI = [sys.executable, "-m", "jupyter_serve.cli"]
 FEATURES = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
 
-POPULATE = r"""
+# Run once by MLflow's own client: fill the registry (model ``spam`` v1-v4 with stages and
+# aliases, a logged model, a plain run artifact), then say what MLflow resolves each URI to
+# (with the function `mlflow models serve` uses) and what the model it loads predicts, and
+# what it sees of the model ``ours`` that jupyter-serve registered before.
+MLFLOW_SIDE = r"""
 import json, os, sys, tempfile
 import mlflow, pandas as pd
 from mlflow import MlflowClient
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 from sklearn.dummy import DummyRegressor
 
 mlflow.set_tracking_uri(sys.argv[1])
+client = MlflowClient()
 X = pd.DataFrame({"x": [1.0, 2.0]})
 def constant(value):
     return DummyRegressor(strategy="constant", constant=value).fit(X, [0.0, 0.0])
@@ -54,8 +60,7 @@ for k in (1, 2, 3, 4):
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(constant(10.0 * k), name="model", input_example=X,
                                  registered_model_name="spam", pip_requirements=["scikit-learn"])
-        out["runs"][k] = run.info.run_id
-client = MlflowClient()
+        out["runs"][str(k)] = run.info.run_id
 client.transition_model_version_stage("spam", "1", "Production")
 client.transition_model_version_stage("spam", "2", "Production")
 client.transition_model_version_stage("spam", "3", "Staging")
@@ -69,55 +74,62 @@ with mlflow.start_run() as run:
     plain = os.path.join(tempfile.mkdtemp(), "plain")
     mlflow.sklearn.save_model(constant(55.0), plain, pip_requirements=["scikit-learn"])
     mlflow.log_artifacts(plain, artifact_path="plain")
-print(json.dumps(out))
-"""
 
-# MLflow's own answer: the (name, version) `mlflow models serve` resolves a URI to, with the
-# function it uses, and the predictions of the model it loads.
-MLFLOW_RESOLVES = r"""
-import json, sys
-import mlflow, pandas as pd
-from mlflow import MlflowClient
-from mlflow.store.artifact.utils.models import get_model_name_and_version
-
-mlflow.set_tracking_uri(sys.argv[1])
-client = MlflowClient()
-X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
-answers = {}
-for uri in json.loads(sys.argv[2]):
+features = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+uris = [
+    "models:/spam/1", "models:/spam/3", "models:/spam/latest", "models:/spam/LATEST",
+    "models:/spam/Production", "models:/spam/staging", "models:/spam/none",
+    "models:/spam@champion", "models:/spam@challenger", "models:/spam@latest",
+    f"models:/{out['logged_model_id']}", f"runs:/{out['runs']['2']}/model",
+    f"runs:/{out['lonely_run']}/lonely", f"runs:/{out['lonely_run']}/plain",
+]
+resolved = {}
+for uri in uris:
     version = None
     if uri.startswith("models:/") and not uri.startswith("models:/m-"):
         version = int(get_model_name_and_version(client, uri)[1])
-    predictions = mlflow.pyfunc.load_model(uri).predict(X)
-    answers[uri] = {"version": version, "predictions": [float(p) for p in predictions]}
-answers["by_alias"] = int(client.get_model_version_by_alias("spam", "champion").version)
-answers["latest_production"] = [
-    int(v.version) for v in client.get_latest_versions("spam", ["Production"])
+    predictions = mlflow.pyfunc.load_model(uri).predict(features)
+    resolved[uri] = {"version": version, "predictions": [float(p) for p in predictions]}
+out["resolved"] = resolved
+out["by_alias"] = int(client.get_model_version_by_alias("spam", "champion").version)
+latest = client.get_latest_versions("spam", ["Production"])
+out["latest_production"] = [int(v.version) for v in latest]
+found = client.search_model_versions("name = 'ours'")
+ours = [client.get_model_version("ours", v.version) for v in found]
+out["ours"] = [
+    {"version": int(v.version), "stage": v.current_stage, "aliases": sorted(v.aliases)}
+    for v in sorted(ours, key=lambda v: int(v.version))
 ]
-print(json.dumps(answers))
+ours = mlflow.pyfunc.load_model("models:/ours@fresh").predict(pd.DataFrame({"x": [1.0]}))
+out["ours_predictions"] = [float(p) for p in ours]
+print(json.dumps(out))
 """
 
-MLFLOW_SEES_OURS = r"""
-import json, sys
-import mlflow, pandas as pd
-from mlflow import MlflowClient
 
-mlflow.set_tracking_uri(sys.argv[1])
-client = MlflowClient()
-version = client.get_model_version("ours", sys.argv[2])
-by_alias = client.get_model_version_by_alias("ours", "fresh")
-predictions = mlflow.pyfunc.load_model("models:/ours@fresh").predict(pd.DataFrame({"x": [1.0]}))
-print(json.dumps({"stage": version.current_stage, "alias_version": by_alias.version,
-                  "predictions": [float(p) for p in predictions]}))
-"""
+def _register_ours(url: str) -> list[int]:
+    """Two versions of ``ours`` registered by jupyter-serve: by argument, then by env var."""
+    from sklearn.dummy import DummyRegressor
+
+    model = DummyRegressor(strategy="constant", constant=99.0).fit(FEATURES, [0.0] * 3)
+    first = register_model(model, "ours", input_example=FEATURES, registry_uri=url)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    try:
+        second = register_model(model, "ours", stage="Staging", alias="fresh")
+    finally:
+        if previous is None:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+    return [first, second]
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(
     mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A live `mlflow server` holding model ``spam`` v1-v4 (stages, aliases), a logged model
-    and a plain run artifact; yields its URL and the ids the MLflow client reported."""
+    """A live `mlflow server` holding what ``MLFLOW_SIDE`` and ``_register_ours`` put there;
+    yields its URL and what the MLflow client reported (ids, its resolutions)."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -146,8 +158,9 @@ def mlflow_server(
     )
     try:
         _wait_for_health(url, server, root / "server.log")
-        ids = json.loads(run_python(mlflow_python, POPULATE, url).strip().splitlines()[-1])
-        yield url, ids
+        ours = _register_ours(url)
+        reported = json.loads(run_python(mlflow_python, MLFLOW_SIDE, url).strip().splitlines()[-1])
+        yield url, {**reported, "ours_versions": ours}
     finally:
         server.terminate()
         try:
@@ -188,50 +201,27 @@ def tracking_env(
     return url
 
 
-def _uris(ids: dict[str, Any]) -> list[str]:
-    return [
-        "models:/spam/1",
-        "models:/spam/3",
-        "models:/spam/latest",
-        "models:/spam/LATEST",
-        "models:/spam/Production",
-        "models:/spam/staging",
-        "models:/spam/none",
-        "models:/spam@champion",
-        "models:/spam@challenger",
-        "models:/spam@latest",
-        f"models:/{ids['logged_model_id']}",
-        f"runs:/{ids['runs']['2']}/model",
-        f"runs:/{ids['lonely_run']}/lonely",
-        f"runs:/{ids['lonely_run']}/plain",
-    ]
-
-
 def _predict(path: Path) -> list[float]:
     return [float(p) for p in load_model(path).predict(FEATURES)]
 
 
 def test_every_uri_form_resolves_to_what_mlflow_resolves(
-    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]], mlflow_python: Path
+    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]]
 ) -> None:
-    ids = mlflow_server[1]
-    uris = _uris(ids)
-    theirs = json.loads(
-        run_python(mlflow_python, MLFLOW_RESOLVES, tracking_env, json.dumps(uris))
-        .strip()
-        .splitlines()[-1]
-    )
-    assert theirs["by_alias"] == 2 and theirs["latest_production"] == [2]
-    for uri in uris:
+    reported = mlflow_server[1]
+    theirs = reported["resolved"]
+    assert reported["by_alias"] == 2 and reported["latest_production"] == [2]
+    assert len(theirs) == 14
+    for uri, answer in theirs.items():
         ours = resolve_model_uri(uri)
         assert ours.uri == uri
-        assert ours.version == theirs[uri]["version"], uri
-        if theirs[uri]["version"] is not None:
+        assert ours.version == answer["version"], uri
+        if answer["version"] is not None:
             assert ours.name == "spam"
-        assert _predict(ours.path) == theirs[uri]["predictions"], uri
+        assert _predict(ours.path) == answer["predictions"], uri
     # Spot checks that the comparison is not vacuous.
     assert theirs["models:/spam/Production"]["predictions"] == [20.0] * 3
-    assert theirs[f"runs:/{ids['lonely_run']}/plain"]["predictions"] == [55.0] * 3
+    assert theirs[f"runs:/{reported['lonely_run']}/plain"]["predictions"] == [55.0] * 3
 
 
 def test_a_resolved_version_is_downloaded_once_and_reused(
@@ -292,7 +282,7 @@ def test_cli_serves_the_aliased_version_over_http(tracking_env: str, cache_root:
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_env}
     process = subprocess.Popen(
-        [*SERVE_COMMAND, "-m", "models:/spam@champion", "-p", str(port)],
+        [*CLI, "models", "serve", "-m", "models:/spam@champion", "-p", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -327,26 +317,77 @@ def test_cli_serves_the_aliased_version_over_http(tracking_env: str, cache_root:
             process.wait(20)
 
 
-def test_registering_from_our_side_creates_a_version_mlflow_serves(
-    tracking_env: str, mlflow_python: Path
+def test_registering_from_our_side_creates_versions_mlflow_serves(
+    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]]
 ) -> None:
-    from sklearn.dummy import DummyRegressor
-
-    model = DummyRegressor(strategy="constant", constant=99.0).fit(FEATURES, [0.0] * 3)
-    first = register_model(model, "ours", input_example=FEATURES, registry_uri=tracking_env)
-    second = register_model(model, "ours", stage="Staging", alias="fresh")
+    reported = mlflow_server[1]
+    first, second = reported["ours_versions"]
     assert second == first + 1
-    seen = json.loads(
-        run_python(mlflow_python, MLFLOW_SEES_OURS, tracking_env, str(second))
-        .strip()
-        .splitlines()[-1]
-    )
-    assert seen == {"stage": "Staging", "alias_version": str(second), "predictions": [99.0]}
+    assert reported["ours"] == [
+        {"version": first, "stage": "None", "aliases": []},
+        {"version": second, "stage": "Staging", "aliases": ["fresh"]},
+    ]
+    assert reported["ours_predictions"] == [99.0]
     listed = default_registry().list_versions("ours")
     assert [(v.version, v.stage.value, v.aliases) for v in listed] == [
         (first, "None", ()),
         (second, "Staging", ("fresh",)),
     ]
+
+
+def test_cli_manages_an_mlflow_registry_given_by_registry_uri(
+    mlflow_server: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    listing = subprocess.run(
+        [*CLI, "models", "list", "spam", "--registry-uri", mlflow_server[0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split()[:4] for line in listing.stdout.splitlines()[1:]]
+    assert rows == [
+        ["spam", "1", "Production", "-"],
+        ["spam", "2", "Production", "champion"],
+        ["spam", "3", "Staging", "challenger"],
+        ["spam", "4", "None", "-"],
+    ]
+
+
+def test_serve_magic_resolves_through_its_registry_uri(
+    mlflow_server: tuple[str, dict[str, Any]],
+    cache_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_serve._deployments import stop
+    from jupyter_serve.magics import ServeMagics
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("JUPYTER_SERVE_MLFLOW_CACHE", str(cache_root))
+    shell = InteractiveShell.instance()
+    shell.register_magics(ServeMagics)
+    port = free_port()
+    shell.run_line_magic(
+        "serve",
+        f"models:/spam@challenger --registry-uri {mlflow_server[0]} --port {port} "
+        "--name from-mlflow",
+    )
+    try:
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_split": {"columns": ["x"], "data": [[1.0]]}},
+            timeout=30,
+        )
+        assert answer.json() == {"predictions": [30.0]}
+    finally:
+        stop("from-mlflow")
+    # The option did not leak: without it the embedded registry answers again.
+    assert isinstance(default_registry(), EmbeddedRegistry)
 
 
 def test_the_registry_uri_is_chosen_at_call_time(

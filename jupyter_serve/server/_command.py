@@ -36,6 +36,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "a model directory or file:// URI",
     )
     parser.add_argument(
+        "--registry-uri",
+        metavar="URI",
+        default=None,
+        help="the MLflow registry resolving models:/ and runs:/ URIs (http(s)://... or a "
+        "database URI); default: $MLFLOW_REGISTRY_URI, else $MLFLOW_TRACKING_URI, else the "
+        "embedded registry",
+    )
+    parser.add_argument(
         "-p",
         "--port",
         type=int,
@@ -172,7 +180,7 @@ def _start_server(args: argparse.Namespace) -> Any:
     from jupyter_serve.registry import resolve_model_uri
     from jupyter_serve.server._options import ServerOptions
 
-    resolved = resolve_model_uri(args.model_uri)
+    resolved = resolve_model_uri(args.model_uri, registry_uri=args.registry_uri)
     version = None if resolved.version is None else str(resolved.version)
     options = ServerOptions(
         host=args.host,
