@@ -38,8 +38,6 @@ def _text(value: Any) -> str:
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, np.datetime64):
-        return str(pd.Timestamp(value).isoformat())
     return str(value)
 
 
@@ -75,7 +73,11 @@ def _tensor(name: str, values: Any) -> dict[str, Any]:
     datatype = datatype_of(array.dtype)
     flat = array.ravel()
     data: list[Any]
-    if datatype == "BYTES":
+    if array.dtype.kind == "M":  # tolist() would give integer nanoseconds
+        data = [pd.Timestamp(value).isoformat() for value in flat]
+    elif array.dtype.kind == "m":
+        data = [str(pd.Timedelta(value)) for value in flat]
+    elif datatype == "BYTES":
         data = [_text(value) for value in flat.tolist()]
     elif array.dtype.kind == "f" and array.dtype.itemsize < 8:
         data = flat.astype(np.float64).tolist()
