@@ -10,9 +10,11 @@ fixes of MLflow bugs, which are asserted as such.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,7 +63,10 @@ def _free_port() -> int:
 
 def _start(command: list[str], log: Path, port: int, env: dict[str, str]) -> Served:
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        # Its own process group: `mlflow models serve` runs uvicorn as a child, which must go too.
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     return Served(process, f"http://127.0.0.1:{port}", log)
 
 
@@ -78,13 +83,21 @@ def _wait_until_pinged(served: Served, deadline: float) -> None:
     pytest.fail(f"{served.url} did not answer /ping in time:\n{served.log.read_text()[-3000:]}")
 
 
-def _stop(served: Served) -> None:
-    served.process.terminate()
-    try:
-        served.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        served.process.kill()
-        served.process.wait(timeout=15)
+def _stop_all(servers: list[Served]) -> None:
+    """Terminate every server first, then wait for each: they shut down in parallel."""
+    for served in servers:
+        _signal_group(served, signal.SIGTERM)
+    for served in servers:
+        try:
+            served.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _signal_group(served, signal.SIGKILL)
+            served.process.wait(timeout=15)
+
+
+def _signal_group(served: Served, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(served.process.pid, signum)
 
 
 @pytest.fixture(scope="session")
@@ -142,9 +155,7 @@ def servers(
                 _wait_until_pinged(served, deadline)
         yield started
     finally:
-        for pair in started.values():
-            for served in set(pair):
-                _stop(served)
+        _stop_all(list({served for pair in started.values() for served in pair}))
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,8 @@ def _assert_same(ours: Answer, theirs: Answer) -> None:
         _assert_close(ours.json, theirs.json, "body")
     elif theirs.error_code is not None:
         assert ours.error_code == theirs.error_code, (ours.text[:500], theirs.text[:500])
+        for field in ("sqlstate", "error_class"):
+            assert ours.json.get(field) == theirs.json.get(field), field
         assert ("stack_trace" in ours.json) == ("stack_trace" in theirs.json)
     else:
         assert ours.json == theirs.json, (ours.text[:500], theirs.text[:500])
