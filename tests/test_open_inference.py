@@ -147,6 +147,14 @@ def test_nested_data_and_the_id_are_accepted(url: str, frame: pd.DataFrame) -> N
         ),
         ({"inputs": [{"name": "a", "datatype": "FP64", "data": [1.0]}]}, "no 'shape'"),
         ({"inputs": [{"shape": [1], "datatype": "FP64", "data": [1.0]}]}, "no 'name'"),
+        (
+            {
+                "inputs": [
+                    {"name": "a", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2, 3], [4]]}
+                ]
+            },
+            "nested data that is not shaped [2, 2]",
+        ),
         ({"inputs": []}, "no inputs"),
         ({"outputs": []}, "no 'inputs' list"),
         ([1, 2], "JSON object"),

@@ -11,7 +11,6 @@ from jupyter_serve.protocol._content_type import SUPPORTED_MEDIA_TYPES
 from jupyter_serve.protocol._errors import ScoringError
 from jupyter_serve.protocol._invoke import invoke, prepare_input, run_prediction
 from jupyter_serve.protocol._open_inference import (
-    InferenceRequest,
     OpenInferenceError,
     array_output_name,
     as_open_inference_error,
@@ -19,10 +18,13 @@ from jupyter_serve.protocol._open_inference import (
     model_not_found_response,
     model_ready_response,
     open_inference_error_response,
-    parse_inference_request,
     server_live_response,
     server_metadata_response,
     server_ready_response,
+)
+from jupyter_serve.protocol._open_inference_inputs import (
+    InferenceRequest,
+    parse_inference_request,
 )
 from jupyter_serve.protocol._open_inference_outputs import render_inference_response
 from jupyter_serve.protocol._parsing import ScoringRequest, parse_invocation
