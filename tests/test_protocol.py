@@ -360,3 +360,18 @@ def test_invoke_answers_a_missing_content_type_with_415_json(echo: Any) -> None:
     response = invoke(echo, b'{"inputs": [1]}', None)
     assert response.status == 415
     assert "Content-Type" in json.loads(response.body)["message"]
+
+
+def test_instances_lengths_are_checked_on_required_columns_only() -> None:
+    from jupyter_serve.models import ColSpec, DataType, ModelSignature, Schema, from_object
+
+    optional_b = ModelSignature(
+        inputs=Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b", False)])
+    )
+    model = from_object(EchoModel(), signature=optional_b)
+    body = b'{"instances": [{"a": 1.0, "b": 2.0}, {"a": 3.0}]}'
+    data = parse_invocation(body, "application/json", model).data
+    assert (data["a"].tolist(), data["b"].tolist()) == ([1.0, 3.0], [2.0])
+    both_required = from_object(EchoModel(), signature=columns_signature(a="double", b="double"))
+    with pytest.raises(ScoringError, match="not the same"):
+        parse_invocation(body, "application/json", both_required)

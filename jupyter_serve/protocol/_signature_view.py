@@ -45,6 +45,8 @@ class InputSpec:
     kind: str
     pandas_dtype: Any
     numpy_dtype: Any
+    required: bool = True
+    is_array: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,16 @@ def signature_view(model: Any) -> SignatureView:
 def _input_spec(spec: Any) -> InputSpec:
     name = getattr(spec, "name", None)
     spec_type = getattr(spec, "type", None)
+    required = bool(getattr(spec, "required", True))
     if isinstance(spec_type, np.dtype):
-        return InputSpec(name, "tensor", spec_type, spec_type)
+        return InputSpec(name, "tensor", spec_type, spec_type, required)
     type_name = getattr(spec_type, "value", spec_type)
     if isinstance(type_name, str) and type_name in _PANDAS_DTYPES:
-        return InputSpec(name, type_name, _PANDAS_DTYPES[type_name], NUMPY_DTYPES[type_name])
-    return InputSpec(name, "nested", None, None)
+        return InputSpec(
+            name, type_name, _PANDAS_DTYPES[type_name], NUMPY_DTYPES[type_name], required
+        )
+    is_array = getattr(spec_type, "name", None) == "array"
+    return InputSpec(name, "nested", None, None, required, is_array)
 
 
 def _build_view(signature: Any) -> SignatureView:

@@ -78,7 +78,8 @@ def _columns_from_instances(rows: list[dict[Any, Any]], view: SignatureView) -> 
 def _check_column_lengths(data: dict[Any, Any], view: SignatureView) -> None:
     sized = {k: v for k, v in data.items() if isinstance(v, (list, np.ndarray))}
     if view.named:
-        required = {spec.name for spec in view.specs if spec.kind != "nested"}
+        # MLflow checks the required columns only, and never array columns.
+        required = {spec.name for spec in view.specs if spec.required and not spec.is_array}
         to_check = [name for name in sized if name in required]
     else:
         to_check = list(sized)
