@@ -277,3 +277,28 @@ def test_v2_and_mlflow_requests_merge_yet_each_gets_its_own_answer(
         lambda: server.metrics.snapshot()["requests"] >= before + len(chunks),
         "the metrics count every request of both protocols",
     )
+
+
+def test_a_swap_changes_the_version_clients_see(frame: pd.DataFrame) -> None:
+    labels = (frame["a"] > 0).astype(int)
+    first = from_object(LogisticRegression().fit(frame, labels), input_example=frame.head(2))
+    second = from_object(LogisticRegression().fit(frame, 1 - labels), input_example=frame.head(2))
+    server = ScoringServer(first, ServerOptions(port=0), model_uri="models:/flip/1", version="1")
+    server.start()
+    try:
+        rows = frame.head(6)
+        body = {"inputs": _column_inputs(rows)}
+        before = requests.post(
+            server.url + "/v2/models/flip/versions/1/infer", json=body, timeout=30
+        )
+        assert before.json()["outputs"][0]["data"] == first.predict(rows).tolist()
+        server.swap_model(second, model_uri="models:/flip/2", version="2")
+        after = requests.post(server.url + "/v2/models/flip/infer", json=body, timeout=30)
+        assert after.json()["model_version"] == "2"
+        assert after.json()["outputs"][0]["data"] == second.predict(rows).tolist()
+        old = requests.post(server.url + "/v2/models/flip/versions/1/infer", json=body, timeout=30)
+        assert "version 2" in _error_of(old, 404)
+        metadata = requests.get(server.url + "/v2/models/flip", timeout=10).json()
+        assert metadata["versions"] == ["2"]
+    finally:
+        server.stop()
