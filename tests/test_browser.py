@@ -452,6 +452,10 @@ def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None
         set_theme(lab, "JupyterLab Dark")
         page.reload()
         page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+        page.locator("#jupyterlab-splash").wait_for(state="detached")
+        # Lab saves its layout lazily, so the sidebar may or may not come back open after a
+        # reload: the command (unlike a click on the tab, which toggles) always shows it.
+        open_panel_from_palette(page)
         panel.locator(CARD).wait_for()
         screenshot(page, "03-deployment-dark")
 

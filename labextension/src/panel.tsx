@@ -166,6 +166,8 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
     } catch (error) {
       setStopping(false);
       Notification.error(error instanceof Error ? error.message : String(error));
+      // It may have stopped anyway (or been gone already): show what is true now.
+      await context.refresh();
     }
   };
 
