@@ -39,11 +39,14 @@ class _Worker:
     """One worker process and the thread reading its stdout (readiness, then metrics)."""
 
     def __init__(
-        self, assignment: dict[str, Any], on_remote_stop: Callable[[], None] | None
+        self,
+        assignment: dict[str, Any],
+        on_remote_stop: Callable[[], None] | None,
+        python: str = sys.executable,
     ) -> None:
         self._on_remote_stop = on_remote_stop
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_serve.server._worker"],
+            [python, "-m", "jupyter_serve.server._worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -118,7 +121,8 @@ class WorkerPool:
     """Serves one model directory from ``options.workers`` processes on one port.
 
     Same lifecycle as `ScoringServer` (``start``, ``stop``, ``serve_forever``, ``url``,
-    ``metrics``); the model is loaded by each worker from ``model_path``. A remote stop
+    ``metrics``); the model is loaded by each worker from ``model_path``, in ``python`` (an
+    interpreter whose environment can import jupyter_serve; default: this one). A remote stop
     (``/-/jupyter-serve/stop`` with the secret) reaching any worker calls ``on_remote_stop``
     from a pool thread, as `ScoringServer` does. ``start`` and ``stop`` are thread-safe;
     ``stop`` is idempotent (and may be called from ``on_remote_stop``).
@@ -132,8 +136,10 @@ class WorkerPool:
         model_uri: str,
         version: str | None = None,
         on_remote_stop: Callable[[], None] | None = None,
+        python: str | None = None,
     ) -> None:
         self.options = options
+        self._python = python or sys.executable
         self._on_remote_stop = on_remote_stop
         self.host = options.host
         self.port = options.port
@@ -174,7 +180,7 @@ class WorkerPool:
             for sock in probe:
                 sock.close()
             self._workers = [
-                _Worker(self._assignment(), self._on_remote_stop)
+                _Worker(self._assignment(), self._on_remote_stop, self._python)
                 for _ in range(self.options.workers)
             ]
             failed = [w for w in self._workers if not w.wait_ready(_READY_TIMEOUT_SECONDS)]
@@ -253,7 +259,7 @@ class WorkerPool:
                     worker.process.pid,
                     worker.process.returncode,
                 )
-                replacement = _Worker(self._assignment(), self._on_remote_stop)
+                replacement = _Worker(self._assignment(), self._on_remote_stop, self._python)
                 with self._lock:
                     self._retired["requests"] += worker.latest_metrics.get("requests", 0)
                     self._retired["errors"] += worker.latest_metrics.get("errors", 0)
