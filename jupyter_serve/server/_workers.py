@@ -54,7 +54,9 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(assignment) + "\n")
         self.process.stdin.close()
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # set on READY, and at the end of its output
+        self.serving = False
+        self.given_up = False  # the pool stopped replacing this dead worker, for now
         self.error: str | None = None
         self.latest_metrics: dict[str, Any] = {}
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
@@ -63,6 +65,7 @@ class _Worker:
     def _read(self, stdout: IO[str]) -> None:
         for line in stdout:
             if line.strip() == READY_LINE:
+                self.serving = True
                 self.ready.set()
             elif line.startswith(ERROR_PREFIX):
                 self.error = line[len(ERROR_PREFIX) :].strip()
@@ -77,7 +80,8 @@ class _Worker:
         self.ready.set()  # end of output: the worker exited; waiters look at its exit code
 
     def wait_ready(self, timeout: float) -> bool:
-        return self.ready.wait(timeout) and self.process.poll() is None
+        # Not the exit status alone: a failed worker closes its output just before it exits.
+        return self.ready.wait(timeout) and self.serving and self.process.poll() is None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -248,11 +252,14 @@ class WorkerPool:
                 if worker.process.poll() is None or self._stopping.is_set():
                     continue
                 if not self._may_restart():
-                    logger.error(
-                        "worker %d keeps exiting (code %s); not replacing it any more",
-                        worker.process.pid,
-                        worker.process.returncode,
-                    )
+                    if not worker.given_up:
+                        worker.given_up = True
+                        logger.error(
+                            "workers keep exiting (worker %d: code %s); not replacing them "
+                            "for a minute",
+                            worker.process.pid,
+                            worker.process.returncode,
+                        )
                     continue
                 logger.warning(
                     "worker %d exited with code %s; starting a replacement",
