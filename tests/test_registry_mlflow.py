@@ -8,14 +8,18 @@ version shows in the predictions too.
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -423,6 +427,75 @@ def test_an_unreachable_server_is_a_clear_error_naming_it(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
     with pytest.raises(RegistryError, match=f"cannot reach the MLflow tracking server at {dead}"):
         resolve_model_uri("models:/spam@champion")
+
+
+def test_a_server_that_never_answers_is_an_error_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing ever answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "0.5")
+        with pytest.raises(
+            RegistryError, match=f"cannot reach the MLflow tracking server at {url}"
+        ):
+            resolve_model_uri("models:/spam/1")
+
+
+class _AuthCheckingServer(http.server.BaseHTTPRequestHandler):
+    """Answers the model search only to requests carrying the expected Authorization (the
+    reference venv lacks Flask-WTF, so MLflow's own basic-auth app cannot run here)."""
+
+    expected = ""
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        received = self.headers.get("Authorization", "")
+        self.seen.append(received)
+        ok = received == self.expected
+        body = json.dumps({"registered_models": [{"name": "guarded"}]} if ok else {}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"MLFLOW_TRACKING_TOKEN": "s3cret"}, "Bearer s3cret"),
+        (
+            {"MLFLOW_TRACKING_USERNAME": "ada", "MLFLOW_TRACKING_PASSWORD": "pw"},
+            "Basic " + base64.b64encode(b"ada:pw").decode(),
+        ),
+    ],
+)
+def test_credentials_from_the_environment_are_sent_as_mlflow_sends_them(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    _AuthCheckingServer.expected = expected
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthCheckingServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME"):
+            monkeypatch.delenv(name, raising=False)
+        with pytest.raises(RegistryError, match="set MLFLOW_TRACKING_TOKEN"):
+            MlflowRegistry(url).list_models()
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        assert MlflowRegistry(url).list_models() == ["guarded"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_a_database_uri_without_mlflow_names_the_extra(

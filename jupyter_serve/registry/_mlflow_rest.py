@@ -13,6 +13,7 @@ error, never a hang.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import posixpath
@@ -21,6 +22,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +157,8 @@ class MlflowRestClient:
     def _download_file(self, path: str, target: Path) -> None:
         url = f"{self.base_url}{ARTIFACTS_PREFIX}/{urllib.parse.quote(path.lstrip('/'))}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        with self._open("GET", url, None, None) as answer, target.open("wb") as out:
-            shutil.copyfileobj(answer, out)
+        with target.open("wb") as out:
+            self._exchange("GET", url, None, None, lambda answer: shutil.copyfileobj(answer, out))
 
     def upload_tree(self, source: Path, path: str) -> None:
         """Upload every file under the local directory ``source`` to artifact ``path``."""
@@ -171,11 +173,20 @@ class MlflowRestClient:
     # -- transport ----------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, data: bytes | None, content_type: str | None) -> bytes:
-        with self._open(method, url, data, content_type) as answer:
-            body: bytes = answer.read()
-            return body
+        body: list[bytes] = []
+        self._exchange(method, url, data, content_type, lambda answer: body.append(answer.read()))
+        return body[0]
 
-    def _open(self, method: str, url: str, data: bytes | None, content_type: str | None) -> Any:
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        content_type: str | None,
+        consume: Callable[[Any], object],
+    ) -> None:
+        """One request whose answer ``consume`` reads; a timeout or a dropped connection while
+        connecting or reading is a ``RegistryError`` naming the server."""
         request = urllib.request.Request(url, data=data, method=method)
         if content_type is not None:
             request.add_header("Content-Type", content_type)
@@ -183,13 +194,14 @@ class MlflowRestClient:
         if auth is not None and url.startswith(self.base_url):
             request.add_header("Authorization", auth)
         try:
-            return urllib.request.urlopen(
+            with urllib.request.urlopen(
                 request, timeout=request_timeout(), context=_ssl_context()
-            )
+            ) as answer:
+                consume(answer)
         except urllib.error.HTTPError as error:
             raise _api_error(error) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", None) or error or type(error).__name__
             raise RegistryError(
                 f"cannot reach the MLflow tracking server at {self.base_url} ({reason}); check "
                 "that it runs and that MLFLOW_TRACKING_URI (or --registry-uri) names it"
