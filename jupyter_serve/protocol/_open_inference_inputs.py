@@ -186,13 +186,26 @@ def _column(array: np.ndarray[Any, Any], name: str, rows: int | None) -> Any:
     return array.tolist() if array.dtype == object else array
 
 
+# Columns already of the type the schema cast would give them: (schema kind, numpy kind).
+_ALREADY_CAST = frozenset({("double", "float64"), ("long", "int64"), ("string", "object")})
+
+
 def _frame(tensors: dict[str, np.ndarray[Any, Any]], view: SignatureView) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     rows: int | None = None
     for name, array in tensors.items():
         columns[name] = _column(array, name, rows)
         rows = len(columns[name])
-    return cast_to_schema(pd.DataFrame(columns), view)
+    index = pd.RangeIndex(rows or 0)
+    specs = view.by_name()
+    if all(
+        name in specs and (specs[name].kind, tensors[name].dtype.name) in _ALREADY_CAST
+        for name in tensors
+    ):
+        # Nothing to cast (BYTES data were checked to be str): skip the cast's column copies.
+        frame: pd.DataFrame = pd.DataFrame(columns, index=index)
+        return frame
+    return cast_to_schema(pd.DataFrame(columns, index=index), view)
 
 
 def _model_input(tensors: dict[str, np.ndarray[Any, Any]], view: SignatureView) -> Any:
