@@ -302,3 +302,26 @@ def test_a_swap_changes_the_version_clients_see(frame: pd.DataFrame) -> None:
         assert metadata["versions"] == ["2"]
     finally:
         server.stop()
+
+
+def test_refusals_of_the_shared_handler_base_are_v2_errors(frame: pd.DataFrame) -> None:
+    model = from_object(LogisticRegression().fit(frame, (frame["a"] > 0).astype(int)))
+    options = ServerOptions(port=0, max_body_bytes=200, secret="s3", require_secret=True)
+    server = ScoringServer(model, options, model_uri="models:/guarded/1", version="1")
+    server.start()
+    try:
+        infer = server.url + "/v2/models/guarded/infer"
+        body = {"inputs": _column_inputs(frame.head(20))}
+        assert "secret" in _error_of(requests.post(infer, json=body, timeout=10), 403)
+        too_large = requests.post(
+            infer, json=body, headers={"X-Jupyter-Serve-Secret": "s3"}, timeout=10
+        )
+        assert "200 bytes" in _error_of(too_large, 413)
+        ready = requests.get(
+            server.url + "/v2/models/guarded/ready",
+            headers={"X-Jupyter-Serve-Secret": "s3"},
+            timeout=10,
+        )
+        assert ready.status_code == 200
+    finally:
+        server.stop()
