@@ -165,3 +165,12 @@ def test_a_repeated_input_name_is_refused() -> None:
     with pytest.raises(OpenInferenceError) as twice:
         _request([tensor, tensor], from_object(LinearRegression()))
     assert twice.value.status == 400 and "given twice" in twice.value.message
+
+
+def test_values_a_tensor_signature_cannot_take_are_refused() -> None:
+    features = np.arange(6, dtype=np.float64).reshape(3, 2)
+    model = from_object(LinearRegression().fit(features, [0.0, 1.0, 2.0]), input_example=features)
+    tensor = {"name": "x", "shape": [1, 2], "datatype": "BYTES", "data": ["one", "two"]}
+    with pytest.raises(OpenInferenceError) as refused:
+        _request([tensor], model)
+    assert refused.value.status == 400 and "float64" in refused.value.message

@@ -224,7 +224,14 @@ def _model_input(tensors: dict[str, np.ndarray[Any, Any]], view: SignatureView) 
         return _frame(tensors, view)
     if view.is_tensor:
         if only is not None and len(view.specs) == 1:
-            return only.astype(view.specs[0].numpy_dtype, copy=False)
+            dtype = view.specs[0].numpy_dtype
+            try:
+                return only.astype(dtype, copy=False)
+            except (TypeError, ValueError) as error:
+                raise _bad(
+                    f"input {next(iter(tensors))!r} cannot be cast to the model's tensor type "
+                    f"{dtype} ({error}); send values of that type."
+                ) from None
         return dict(tensors)
     if only is not None:
         return only
