@@ -174,3 +174,15 @@ def test_values_a_tensor_signature_cannot_take_are_refused() -> None:
     with pytest.raises(OpenInferenceError) as refused:
         _request([tensor], model)
     assert refused.value.status == 400 and "float64" in refused.value.message
+
+
+def test_any_failure_to_write_predictions_is_a_scoring_error() -> None:
+    from jupyter_serve.protocol import ScoringError
+
+    class Unconvertible:
+        def __array__(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("no array here")
+
+    with pytest.raises(ScoringError) as failed:
+        _outputs(Unconvertible())
+    assert failed.value.status == 500 and "no array here" in failed.value.message

@@ -117,7 +117,13 @@ def render_inference_response(
     ``model_version`` and ``id`` when known, and the ``outputs`` (only those requested, in the
     order asked). Raises ScoringError 400 when an output is asked that the model does not
     produce, 500 when the predictions are no tensors. Thread-safe."""
-    outputs = output_tensors(predictions, array_name=array_name)
+    try:
+        outputs = output_tensors(predictions, array_name=array_name)
+    except ScoringError:
+        raise
+    except Exception as error:
+        # Only ScoringError may leave: a merged batch answers its other requests regardless.
+        raise _unrenderable(f"{type(error).__name__}: {error}") from error
     if requested_outputs is not None:
         by_name = {output["name"]: output for output in outputs}
         unknown = [name for name in requested_outputs if name not in by_name]
