@@ -78,6 +78,9 @@ with mlflow.start_run() as run:
     plain = os.path.join(tempfile.mkdtemp(), "plain")
     mlflow.sklearn.save_model(constant(55.0), plain, pip_requirements=["scikit-learn"])
     mlflow.log_artifacts(plain, artifact_path="plain")
+# MLflow 2 style: a version whose source (and download location) is a runs:/ URI.
+client.create_registered_model("legacy")
+client.create_model_version("legacy", f"runs:/{out['lonely_run']}/plain", out["lonely_run"])
 
 features = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
 uris = [
@@ -86,14 +89,18 @@ uris = [
     "models:/spam@champion", "models:/spam@challenger", "models:/spam@latest",
     f"models:/{out['logged_model_id']}", f"runs:/{out['runs']['2']}/model",
     f"runs:/{out['lonely_run']}/lonely", f"runs:/{out['lonely_run']}/plain",
+    "models:/legacy/1", "models:/legacy@latest",
 ]
 resolved = {}
 for uri in uris:
-    version = None
+    name = version = None
     if uri.startswith("models:/") and not uri.startswith("models:/m-"):
-        version = int(get_model_name_and_version(client, uri)[1])
+        name, version = get_model_name_and_version(client, uri)
+        version = int(version)
     predictions = mlflow.pyfunc.load_model(uri).predict(features)
-    resolved[uri] = {"version": version, "predictions": [float(p) for p in predictions]}
+    resolved[uri] = {
+        "name": name, "version": version, "predictions": [float(p) for p in predictions]
+    }
 out["resolved"] = resolved
 out["by_alias"] = int(client.get_model_version_by_alias("spam", "champion").version)
 latest = client.get_latest_versions("spam", ["Production"])
@@ -215,17 +222,16 @@ def test_every_uri_form_resolves_to_what_mlflow_resolves(
     reported = mlflow_server[1]
     theirs = reported["resolved"]
     assert reported["by_alias"] == 2 and reported["latest_production"] == [2]
-    assert len(theirs) == 14
+    assert len(theirs) == 16
     for uri, answer in theirs.items():
         ours = resolve_model_uri(uri)
         assert ours.uri == uri
-        assert ours.version == answer["version"], uri
-        if answer["version"] is not None:
-            assert ours.name == "spam"
+        assert (ours.name, ours.version) == (answer["name"], answer["version"]), uri
         assert _predict(ours.path) == answer["predictions"], uri
     # Spot checks that the comparison is not vacuous.
     assert theirs["models:/spam/Production"]["predictions"] == [20.0] * 3
     assert theirs[f"runs:/{reported['lonely_run']}/plain"]["predictions"] == [55.0] * 3
+    assert theirs["models:/legacy/1"]["predictions"] == [55.0] * 3
 
 
 def test_a_resolved_version_is_downloaded_once_and_reused(

@@ -192,25 +192,40 @@ class MlflowRegistry:
 
     def _resolve_run_artifact(self, uri: str, reference: RunArtifactRef) -> ResolvedModel:
         run_id, path = reference.run_id, reference.artifact_path
-        artifact_root, experiment_id = self._call(
-            lambda: self._tracking.run_artifact_uri(run_id),
+        artifact_uri = self._call(
+            lambda: self._storage_uri(uri),
             missing=f"no run {run_id!r} in the MLflow tracking server at {self.tracking_uri}",
         )
-        first, _, rest = path.partition("/")
-        model_root = self._call(
-            lambda: self._tracking.logged_model_of_run(run_id, experiment_id, first), missing=None
-        )
-        if model_root is not None:
-            artifact_uri = f"{model_root.rstrip('/')}/{rest}" if rest else model_root
-        else:
-            artifact_uri = f"{artifact_root.rstrip('/')}/{path}"
         target = self._cache.run_artifact_path(run_id, path)
         return ResolvedModel(uri=uri, path=self._download(uri, artifact_uri, target))
+
+    def _storage_uri(self, artifact_uri: str) -> str:
+        """Where the files are: versions registered from ``runs:/`` or ``models:/m-...``
+        sources may report that URI itself as their download location."""
+        scheme = urllib.parse.urlparse(artifact_uri).scheme.lower()
+        if scheme not in ("runs", "models"):
+            return artifact_uri
+        reference = parse_model_uri(artifact_uri)
+        if isinstance(reference, LoggedModelRef):
+            return self._tracking.logged_model_artifact_uri(reference.model_id)
+        if isinstance(reference, RunArtifactRef):
+            root, experiment_id = self._tracking.run_artifact_uri(reference.run_id)
+            first, _, rest = reference.artifact_path.partition("/")
+            model_root = self._tracking.logged_model_of_run(reference.run_id, experiment_id, first)
+            if model_root is not None:
+                return f"{model_root.rstrip('/')}/{rest}" if rest else model_root
+            return f"{root.rstrip('/')}/{reference.artifact_path}"
+        if isinstance(reference, VersionRef):
+            return self._storage_uri(self._registry.download_uri(reference.name, reference.version))
+        raise RegistryError(
+            f"the MLflow registry gave {artifact_uri} as a download location, which is not a "
+            "storage location jupyter-serve can read"
+        )
 
     def _download(self, uri: str, artifact_uri: str, target: Path) -> Path:
         def download(directory: Path) -> None:
             self._call(
-                lambda: self._tracking.download(artifact_uri, directory),
+                lambda: self._tracking.download(self._storage_uri(artifact_uri), directory),
                 missing=f"nothing to download for {uri!r}: {artifact_uri} holds no artifacts",
             )
 
