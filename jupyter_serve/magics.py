@@ -81,7 +81,14 @@ class ServeMagics(Magics):
     @argument(
         "--env-manager",
         default="local",
-        help="Only 'local' (this kernel's environment); accepted for mlflow compatibility.",
+        help="'local' (this kernel's environment, the default), or 'virtualenv', 'uv' or "
+        "'conda': worker processes in an environment built (once, then cached) from the "
+        "model's requirements.",
+    )
+    @argument(
+        "--install-mlflow",
+        action="store_true",
+        help="Install MLflow into the built environment (with --env-manager other than local).",
     )
     @argument(
         "--registry-uri",
@@ -135,6 +142,7 @@ class ServeMagics(Magics):
                 workers=args.workers,
                 env_manager=args.env_manager,
                 require_secret=args.require_secret,
+                install_mlflow=args.install_mlflow,
             )
         except JupyterServeError as error:
             raise UsageError(str(error)) from None

@@ -190,8 +190,7 @@ def test_unbindable_host_is_one_clear_line(registry_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--env-manager", "virtualenv"], "virtualenv"),
-        (["--env-manager", "conda"], "conda"),
+        (["--env-manager", "nosuch"], "nosuch"),
         (["--install-mlflow"], "--install-mlflow"),
         (["--enable-mlserver"], "--enable-mlserver"),
     ],
@@ -199,9 +198,10 @@ def test_unbindable_host_is_one_clear_line(registry_dir: Path) -> None:
 def test_unsupported_options_are_refused_clearly(
     registry_dir: Path, flags: list[str], named: str
 ) -> None:
+    # The env managers themselves are tested in test_environments.py.
     done = _run_to_failure(["-m", "models:/clf/1", *flags], _environment(registry_dir))
     assert done.returncode != 0
-    assert named in done.stderr and "not supported yet" in done.stderr
+    assert named in done.stderr and "error:" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -50,6 +50,7 @@ def serve(
     workers: int = 1,
     env_manager: str = "local",
     require_secret: bool = False,
+    install_mlflow: bool = False,
 ) -> Deployment:
     """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
 
@@ -61,10 +62,19 @@ def serve(
     Serving under a name already running swaps the model in place: same port, requests in
     flight finish on the old model, none fails.
 
+    ``env_manager`` ``"virtualenv"``, ``"uv"`` or ``"conda"`` serves a model directory from
+    worker processes (``workers`` of them, even 1) in an environment built from its
+    ``python_env.yaml``/``requirements.txt`` (plus MLflow with ``install_mlflow``), cached
+    and reused by later starts; the build shows its progress and blocks until done.
+
     Raises a ``JupyterServeError`` (``ModelNotFoundError``, ``InvalidModelError``,
     ``DeploymentError``, ...) with a message for the user; nothing is left started then.
     Thread-safe.
     """
+    if env_manager != "local":
+        from jupyter_serve.environments import require_env_manager
+
+        require_env_manager(env_manager)  # a missing uv/conda fails before the model loads
     return serve_source(
         load_source(source) if not isinstance(source, ModelSource) else source,
         name=name,
@@ -74,6 +84,7 @@ def serve(
         workers=workers,
         env_manager=env_manager,
         require_secret=require_secret,
+        install_mlflow=install_mlflow,
     )[0]
 
 
@@ -87,10 +98,12 @@ def serve_source(
     workers: int = 1,
     env_manager: str = "local",
     require_secret: bool = False,
+    install_mlflow: bool = False,
 ) -> tuple[Deployment, bool]:
     """:func:`serve` for an already loaded source; also says whether it swapped a model."""
     chosen_name = name or source.default_name
     check_options(chosen_name, port, timeout, workers, env_manager)
+    python = _environment_python(source, env_manager, install_mlflow)
     _install_exit_hook()
     return _TABLE.serve(
         source,
@@ -100,7 +113,28 @@ def serve_source(
         timeout=timeout,
         workers=workers,
         require_secret=require_secret,
+        python=python,
     )
+
+
+def _environment_python(source: ModelSource, env_manager: str, install_mlflow: bool) -> str | None:
+    if env_manager == "local":
+        if install_mlflow:
+            raise DeploymentError(
+                "install_mlflow needs env_manager 'virtualenv', 'uv' or 'conda' (it installs "
+                "MLflow into the environment built for the model); drop it to serve here."
+            )
+        return None
+    from jupyter_serve.environments import prepare_environment, require_env_manager
+
+    require_env_manager(env_manager)
+    if source.path is None:
+        raise DeploymentError(
+            f"env_manager {env_manager!r} builds an environment from a model directory's "
+            f"requirements, and {source.model_uri} is a live object without one. Register or "
+            "save it first and serve its URI, or serve it with env_manager='local'."
+        )
+    return str(prepare_environment(source.path, env_manager, install_mlflow=install_mlflow).python)
 
 
 def add_change_listener(listener: Callable[[], None]) -> None:

@@ -98,15 +98,21 @@ def _model_directory(source: ModelSource) -> tuple[Path, Path | None]:
 
 
 def start_server(
-    source: ModelSource, options: ServerOptions, on_remote_stop: Callable[[], None]
+    source: ModelSource,
+    options: ServerOptions,
+    on_remote_stop: Callable[[], None],
+    python: str | None = None,
 ) -> RunningServer:
     """Start the server for ``source``; return once it answers on its port.
+
+    With ``python`` (an isolated environment's interpreter) even one worker is a process of
+    that interpreter: the model cannot run in this one.
 
     Raises ``DeploymentError`` (port in use, host not bindable, ...); nothing is left running.
     """
     from jupyter_serve.server import ScoringServer, WorkerPool
 
-    if options.workers == 1:
+    if options.workers == 1 and python is None:
         server = ScoringServer(
             source.model,
             options,
@@ -127,6 +133,7 @@ def start_server(
         model_uri=source.model_uri,
         version=source.version,
         on_remote_stop=on_remote_stop,
+        python=python,
     )
     processes = WorkerProcesses(pool, temporary, options.workers)
     try:

@@ -29,7 +29,7 @@ from jupyter_serve.errors import DeploymentError
 if TYPE_CHECKING:
     from jupyter_serve._deployments._sources import ModelSource
 
-SUPPORTED_ENV_MANAGERS = ("local",)
+SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 METRICS_REFRESH_SECONDS = 1.0
 
 
@@ -52,9 +52,9 @@ def check_options(
         raise DeploymentError(f"Invalid number of workers {workers}: expected 1 or more.")
     if env_manager not in SUPPORTED_ENV_MANAGERS:
         raise DeploymentError(
-            f"Unsupported env manager {env_manager!r}: a deployment runs in this kernel's own "
-            "environment, so only 'local' is possible. Install the model's requirements here "
-            "and pass --env-manager local."
+            f"Unsupported env manager {env_manager!r}: expected 'local' (this kernel's "
+            "environment), or 'virtualenv', 'uv' or 'conda' (worker processes in an environment "
+            "built from the model's requirements)."
         )
 
 
@@ -101,11 +101,13 @@ class DeploymentTable:
         timeout: float,
         workers: int,
         require_secret: bool,
+        python: str | None = None,
     ) -> tuple[Deployment, bool]:
         """Start ``source`` as deployment ``name``, or swap it into the running one.
 
         Returns the deployment and whether it was swapped. On any error nothing is left
-        started: no thread, no socket, no discovery file.
+        started: no thread, no socket, no discovery file. ``python`` (an isolated environment's
+        interpreter) runs the model in worker processes of that interpreter.
         """
         with self._lock:
             existing = self._by_name.get(name)
@@ -118,7 +120,9 @@ class DeploymentTable:
                     )
                 existing.swap(source)
                 return existing, True
-            deployment = self._start(source, name, port, host, timeout, workers, require_secret)
+            deployment = self._start(
+                source, name, port, host, timeout, workers, require_secret, python
+            )
             self._by_name[name] = deployment
             deployment.publish()
             self._ensure_writer()
@@ -134,6 +138,7 @@ class DeploymentTable:
         timeout: float,
         workers: int,
         require_secret: bool,
+        python: str | None = None,
     ) -> Deployment:
         from jupyter_serve.server import ServerOptions
 
@@ -148,7 +153,9 @@ class DeploymentTable:
             model_name=name,
         )
         holder: list[Deployment] = []
-        server = start_server(source, options, on_remote_stop=lambda: self._stop_soon(holder))
+        server = start_server(
+            source, options, on_remote_stop=lambda: self._stop_soon(holder), python=python
+        )
         deployment = Deployment(
             name,
             source,

@@ -1,9 +1,10 @@
 """`jupyter-serve models serve`: a drop-in for `mlflow models serve`, same flags and defaults.
 
 Same options, defaults and environment variables as MLflow 3.17.2 (port 5000, host 127.0.0.1,
-timeout 60 s, one worker). Two differences, both deliberate: without ``--env-manager`` the
-model is served from the current environment (MLflow builds a virtualenv by default), and the
-environment managers that build environments are refused with a clear message until they exist.
+timeout 60 s, one worker). One difference, deliberate: without ``--env-manager`` the model is
+served from the current environment (MLflow builds a virtualenv by default). With
+``--env-manager virtualenv|uv|conda`` the workers (even just one) run in the model's own cached
+environment, built first (see `jupyter_serve.environments`).
 Heavy imports (pandas, scikit-learn) happen only once the arguments are known to be valid.
 """
 
@@ -18,8 +19,7 @@ from typing import Any
 
 from jupyter_serve.errors import DeploymentError, JupyterServeError
 
-_SUPPORTED_ENV_MANAGERS = ("local",)
-_PLANNED_ENV_MANAGERS = ("virtualenv", "uv", "conda")
+_SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,12 +76,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--env-manager",
         default=None,
         metavar="{local,virtualenv,uv,conda}",
-        help="where the model runs; only 'local' (the current environment, our default) "
-        "is supported yet",
+        help="where the model runs: 'local' (the current environment, our default), or an "
+        "environment built from the model's python_env.yaml/requirements.txt and cached "
+        "(virtualenv, uv, conda)",
     )
     parser.add_argument("--no-conda", action="store_true", help="use the local environment")
     parser.add_argument(
-        "--install-mlflow", action="store_true", help="not supported yet (needs an env manager)"
+        "--install-mlflow",
+        action="store_true",
+        help="install MLflow (the model's mlflow_version) into the built environment",
     )
     parser.add_argument("--enable-mlserver", action="store_true", help="not supported yet")
     parser.add_argument(
@@ -139,20 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _refuse_unsupported(args: argparse.Namespace) -> None:
     env_manager = args.env_manager
     if env_manager is not None and env_manager not in _SUPPORTED_ENV_MANAGERS:
-        if env_manager in _PLANNED_ENV_MANAGERS:
-            raise DeploymentError(
-                f"--env-manager {env_manager} is not supported yet; use --env-manager local "
-                "to serve from the current environment (install the model's requirements "
-                "into it first)."
-            )
         raise DeploymentError(
-            f"unknown --env-manager {env_manager!r}; expected one of local, virtualenv, uv, "
-            "conda (only local is supported yet)."
+            f"unknown --env-manager {env_manager!r}; expected one of local, virtualenv, uv, conda."
         )
-    if args.install_mlflow:
+    if args.install_mlflow and env_manager in (None, "local"):
         raise DeploymentError(
-            "--install-mlflow is not supported yet (it needs an environment manager other "
-            "than local); drop the flag to serve from the current environment."
+            "--install-mlflow needs --env-manager virtualenv, uv or conda (it installs MLflow "
+            "into the environment built for the model); drop the flag to serve from the "
+            "current environment."
         )
     if args.enable_mlserver:
         raise DeploymentError(
@@ -180,6 +177,11 @@ def _start_server(args: argparse.Namespace) -> Any:
     from jupyter_serve.registry import resolve_model_uri
     from jupyter_serve.server._options import ServerOptions
 
+    isolated = args.env_manager not in (None, "local")
+    if isolated:
+        from jupyter_serve.environments import require_env_manager
+
+        require_env_manager(args.env_manager)  # a missing uv/conda fails before anything else
     resolved = resolve_model_uri(args.model_uri, registry_uri=args.registry_uri)
     version = None if resolved.version is None else str(resolved.version)
     options = ServerOptions(
@@ -189,10 +191,13 @@ def _start_server(args: argparse.Namespace) -> Any:
         workers=args.workers,
         log_requests=args.log_requests,
     )
-    if args.workers > 1:
+    if args.workers > 1 or isolated:
         from jupyter_serve.server._workers import WorkerPool
 
-        pool = WorkerPool(resolved.path, options, model_uri=args.model_uri, version=version)
+        python = _environment_python(args, resolved.path, options) if isolated else None
+        pool = WorkerPool(
+            resolved.path, options, model_uri=args.model_uri, version=version, python=python
+        )
         pool.start()
         return pool
     from jupyter_serve.server._server import ScoringServer, bind_listening_sockets
@@ -204,6 +209,19 @@ def _start_server(args: argparse.Namespace) -> Any:
     server = ScoringServer(model, options, model_uri=args.model_uri, version=version)
     server.start()
     return server
+
+
+def _environment_python(args: argparse.Namespace, model_path: Any, options: Any) -> str:
+    from jupyter_serve.environments import TextProgress, prepare_environment
+    from jupyter_serve.server._server import bind_listening_sockets
+
+    # A port in use should fail before a build of tens of seconds, not after it.
+    for probe in bind_listening_sockets(options.host, options.port):
+        probe.close()
+    environment = prepare_environment(
+        model_path, args.env_manager, install_mlflow=args.install_mlflow, progress=TextProgress()
+    )
+    return str(environment.python)
 
 
 def _load(path: Any, model_uri: str) -> Any:
