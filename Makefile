@@ -69,7 +69,12 @@ pytest: install $(MLFLOW_VENV)/.installed labextension chromium
 # The tutorials, run top to bottom and compared with their saved outputs (notebooks/sanitize.cfg
 # hides what differs between runs: ports, latencies, temporary paths, ids).
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
-nbtest: install $(MLFLOW_VENV)/.installed
+# The quick start scores its model with `!curl` too (Debian, once).
+/usr/bin/curl:
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y curl || \
+		(apt-get -o DPkg::Lock::Timeout=300 update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y curl)
+
+nbtest: install $(MLFLOW_VENV)/.installed /usr/bin/curl
 	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m pytest $(NBVAL) notebooks/
 
 test: lint typecheck jstest pytest nbtest
