@@ -20,9 +20,10 @@ from benchmarks.wrk import RepeatedRuns
 NOT_AVAILABLE = "not available"
 CPU_NOTE = (
     "Server CPU per request: user + system CPU time of the server's processes (all workers) "
-    "during the run, divided by the requests answered (median of the runs). It hardly depends "
-    "on other work competing for the cores, so it is the figure to compare across machines: "
-    "1000 / it is about what one fully available core would serve per second."
+    "during the run, divided by the requests answered (median of the runs). It depends much "
+    "less than requests/s on other work competing for the cores (contention still inflates it "
+    "somewhat), so it is the steadier figure to compare: 1000 / it is about what one fully "
+    "available core would serve per second."
 )
 IN_KERNEL_LABEL = "jupyter-serve `%serve clf` in a kernel"
 

@@ -32,8 +32,8 @@ def _stat_fields(pid: str) -> list[str] | None:
 def process_tree_cpu_seconds(root_pid: int) -> float:
     """User + system CPU seconds used so far by ``root_pid`` and all its live descendants.
 
-    Read from /proc (Linux). CPU time per request hardly depends on other work competing for
-    the cores, unlike requests/s, so it is the figure to trust on a shared machine.
+    Read from /proc (Linux). CPU time per request depends much less than requests/s on other
+    work competing for the cores, so it is the steadier figure on a shared machine.
     """
     parents: dict[int, int] = {}
     cpu_ticks: dict[int, int] = {}
