@@ -17,14 +17,13 @@ import http.client
 import json
 import os
 import posixpath
-import shutil
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from jupyter_serve.errors import RegistryError
 
@@ -156,9 +155,16 @@ class MlflowRestClient:
 
     def _download_file(self, path: str, target: Path) -> None:
         url = f"{self.base_url}{ARTIFACTS_PREFIX}/{urllib.parse.quote(path.lstrip('/'))}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            self._exchange("GET", url, None, None, lambda answer: shutil.copyfileobj(answer, out))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                self._exchange("GET", url, None, None, lambda answer: _copy_to(answer, out))
+        except (OSError, _LocalWriteError) as error:
+            cause = error.__cause__ if isinstance(error, _LocalWriteError) else error
+            raise RegistryError(
+                f"cannot write the downloaded model file {target} ({cause}); free disk space "
+                "or set JUPYTER_SERVE_MLFLOW_CACHE to a writable directory with room"
+            ) from None
 
     def upload_tree(self, source: Path, path: str) -> None:
         """Upload every file under the local directory ``source`` to artifact ``path``."""
@@ -206,6 +212,19 @@ class MlflowRestClient:
                 f"cannot reach the MLflow tracking server at {self.base_url} ({reason}); check "
                 "that it runs and that MLFLOW_TRACKING_URI (or --registry-uri) names it"
             ) from None
+
+
+class _LocalWriteError(Exception):
+    """Writing a download to disk failed (kept apart from network errors, which are OSErrors
+    too)."""
+
+
+def _copy_to(answer: Any, out: BinaryIO) -> None:
+    while chunk := answer.read(1 << 20):
+        try:
+            out.write(chunk)
+        except OSError as error:
+            raise _LocalWriteError() from error
 
 
 def _api_error(error: urllib.error.HTTPError) -> MlflowApiError | RegistryError:
