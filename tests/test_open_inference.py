@@ -3,6 +3,8 @@ kind, and V2 requests sharing the batcher and metrics with ``/invocations``."""
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -178,17 +180,121 @@ def test_missing_and_uncastable_columns_fail_schema_enforcement(
     assert "c" in _error_of(_infer(url, {"inputs": texts}), 400)
 
 
-def test_binary_data_is_refused_with_the_way_to_send_json(url: str, frame: pd.DataFrame) -> None:
-    inputs = _column_inputs(frame.head(1))
-    cases = [
-        {"inputs": inputs, "parameters": {"binary_data_output": True}},
-        {"inputs": inputs, "outputs": [{"name": "output-1", "parameters": {"binary_data": True}}]},
-        {"inputs": [{**inputs[0], "parameters": {"binary_data_size": 8}}, *inputs[1:]]},
+def _binary_infer(
+    url: str, header: dict[str, Any], raw: bytes, header_length: str | None = None
+) -> requests.Response:
+    head = json.dumps(header).encode("utf-8")
+    length = str(len(head)) if header_length is None else header_length
+    return requests.post(
+        url + "/v2/models/gated/infer",
+        data=head + raw,
+        headers={"Inference-Header-Content-Length": length},
+        timeout=30,
+    )
+
+
+def _bytes_elements(*texts: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(text)) + text for text in texts)
+
+
+def test_binary_inputs_and_outputs_give_the_json_answer(url: str, frame: pd.DataFrame) -> None:
+    rows = frame.head(6)
+    expected = _infer(url, {"inputs": _column_inputs(rows)}).json()["outputs"][0]["data"]
+    a_binary = {"name": "a", "shape": [6], "datatype": "FP64"}
+    a_binary["parameters"] = {"binary_data_size": 48}
+    header = {
+        "id": "bin-1",
+        "inputs": [a_binary, *_column_inputs(rows)[1:]],  # one binary, two JSON inputs
+        "parameters": {"binary_data_output": True},
+    }
+    answer = _binary_infer(url, header, rows["a"].to_numpy("<f8").tobytes())
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/octet-stream"
+    length = int(answer.headers["Inference-Header-Content-Length"])
+    head = json.loads(answer.content[:length])
+    assert head["id"] == "bin-1"
+    [output] = head["outputs"]
+    assert "data" not in output
+    assert output["datatype"] == "INT64" and output["shape"] == [6]
+    assert output["parameters"] == {"binary_data_size": 48}
+    assert np.frombuffer(answer.content[length:], "<i8").tolist() == expected
+    # An output asking for JSON while the request asks for binary gets JSON: a JSON answer.
+    json_output = {"name": "output-1", "parameters": {"binary_data": False}}
+    plain = _binary_infer(url, {**header, "outputs": [json_output]}, rows["a"].to_numpy().tobytes())
+    assert plain.headers["Content-Type"] == "application/json"
+    assert "Inference-Header-Content-Length" not in plain.headers
+    assert plain.json()["outputs"][0]["data"] == expected
+
+
+def test_malformed_binary_requests_are_400_naming_the_mistake(
+    url: str, frame: pd.DataFrame
+) -> None:
+    b, c = _column_inputs(frame.head(2))[1:]
+
+    def fp64_a(size: Any, shape: list[int] | None = None) -> dict[str, Any]:
+        return {
+            "name": "a",
+            "shape": shape or [2],
+            "datatype": "FP64",
+            "parameters": {"binary_data_size": size},
+        }
+
+    def text_c(size: int) -> dict[str, Any]:
+        return {
+            "name": "c",
+            "shape": [2],
+            "datatype": "BYTES",
+            "parameters": {"binary_data_size": size},
+        }
+
+    two = np.array([0.5, -0.5]).tobytes()
+    good = {"inputs": [fp64_a(16), b, c]}
+    cases: list[tuple[requests.Response, str]] = [
+        (_binary_infer(url, good, two, "abc"), "Inference-Header-Content-Length is 'abc'"),
+        (_binary_infer(url, good, two, "0"), "Inference-Header-Content-Length is '0'"),
+        (_binary_infer(url, good, two, "100000"), "(1 to"),
+        (_binary_infer(url, good, two, "12"), "not valid JSON"),
+        (_binary_infer(url, {"inputs": [fp64_a(8), b, c]}, two[:8]), "takes 16 bytes"),
+        (_binary_infer(url, {"inputs": [fp64_a(16), b, c]}, two[:8]), "only 8 bytes"),
+        (_binary_infer(url, good, two + b"\0"), "1 bytes of binary data after"),
+        (_binary_infer(url, {"inputs": [fp64_a("16"), b, c]}, two), "binary_data_size '16'"),
+        (
+            _binary_infer(url, {"inputs": [{**fp64_a(16), "data": [1.0, 2.0]}, b, c]}, two),
+            "both 'data' and",
+        ),
+        (_infer(url, {"inputs": [fp64_a(16), b, c]}), "no Inference-Header-Content-Length"),
+        (
+            _binary_infer(
+                url,
+                {"inputs": [fp64_a(16), b, text_c(9)]},
+                two + _bytes_elements(b"ab") + b"\1\0\0",
+            ),
+            "ends inside an element's 4-byte length",
+        ),
+        (
+            _binary_infer(
+                url, {"inputs": [fp64_a(16), b, text_c(9)]}, two + struct.pack("<I", 50) + b"hello"
+            ),
+            "element of 50 bytes",
+        ),
+        (
+            _binary_infer(
+                url, {"inputs": [fp64_a(16), b, text_c(6)]}, two + _bytes_elements(b"ab")
+            ),
+            "1 elements in its binary data but its shape says 2",
+        ),
+        (
+            _binary_infer(
+                url,
+                {"inputs": [fp64_a(16), b, text_c(12)]},
+                two + _bytes_elements(b"ab", b"\xff\xfe"),
+            ),
+            "not UTF-8",
+        ),
     ]
-    for body in cases:
-        assert "JSON only" in _error_of(_infer(url, body), 400)
-    headed = _infer(url, {"inputs": inputs}, headers={"Inference-Header-Content-Length": "10"})
-    assert "binary" in _error_of(headed, 400)
+    for answer, expected in cases:
+        assert expected in _error_of(answer, 400)
+    assert _infer(url, {"inputs": _column_inputs(frame.head(2))}).status_code == 200
 
 
 def test_other_refusals(url: str, frame: pd.DataFrame) -> None:

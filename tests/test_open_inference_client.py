@@ -156,16 +156,97 @@ def test_a_versioned_infer_answers_with_that_version(spam_url: str, emails: pd.D
     )
 
 
-def test_the_clients_binary_default_is_refused_with_the_way_to_ask_for_json(
+def _binary_input(name: str, values: np.ndarray[Any, Any], datatype: str) -> triton.InferInput:
+    tensor = triton.InferInput(name, list(values.shape), datatype)
+    tensor.set_data_from_numpy(values)  # the client's default: binary_data=True
+    return tensor
+
+
+def test_spam_with_the_clients_binary_defaults(spam_url: str, emails: pd.DataFrame) -> None:
+    texts = emails["text"].tolist()[25:50]
+    expected = _invocations(
+        spam_url, {"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}
+    )
+    client = _client(spam_url)
+    inputs = [_binary_input("text", np.array(texts, dtype=object), "BYTES")]
+    every_output = client.infer("spam", inputs)  # no outputs: binary_data_output
+    named_output = client.infer("spam", inputs, outputs=[triton.InferRequestedOutput("output-1")])
+    for result in (every_output, named_output):
+        assert result.get_output("output-1")["parameters"]["binary_data_size"] > 0
+        predicted = result.as_numpy("output-1")
+        assert predicted.shape == (25,)
+        assert [label.decode("utf-8") for label in predicted] == expected
+    assert set(expected) == {"spam", "ham"}
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+
+
+def test_a_binary_request_that_does_not_add_up_is_refused_and_serving_goes_on(
     spam_url: str,
 ) -> None:
     tensor = triton.InferInput("text", [1], "BYTES")
-    tensor.set_data_from_numpy(np.array(["win money"], dtype=object))  # binary by default
+    tensor.set_data_from_numpy(np.array(["win money"], dtype=object))
+    tensor.set_shape([2])  # declares two elements, sends one
     with pytest.raises(InferenceServerException) as refused:
         _client(spam_url).infer("spam", [tensor])
     assert refused.value.status() == "400"
-    assert "binary_data=False" in refused.value.message()
+    assert "shape says 2" in refused.value.message()
     assert _client(spam_url).is_server_live()
+
+
+def test_numeric_columns_with_the_clients_binary_defaults(
+    numeric_url: str, numeric_frame: pd.DataFrame
+) -> None:
+    rows = numeric_frame.head(50)
+    expected = _invocations(numeric_url, {"dataframe_split": rows.to_dict(orient="split")})
+    integral_b = np.round(rows["b"] * 3).astype(np.int64)  # INT64, cast to the double column
+    expected_int = _invocations(
+        numeric_url, {"dataframe_split": rows.assign(b=integral_b).to_dict(orient="split")}
+    )
+    client = _client(numeric_url)
+    result = client.infer(
+        "numeric", [_binary_input(n, rows[n].to_numpy(), "FP64") for n in COLUMNS]
+    )
+    assert result.get_output("output-1")["datatype"] == "INT64"
+    assert result.as_numpy("output-1").tolist() == expected
+    mixed = [
+        _binary_input("a", rows["a"].to_numpy(), "FP64"),
+        _binary_input("b", integral_b.to_numpy(), "INT64"),
+        _json_input("c", rows["c"].to_numpy(), "FP64"),  # JSON data beside binary inputs
+    ]
+    assert client.infer("numeric", mixed).as_numpy("output-1").tolist() == expected_int
+    assert 0 < sum(expected) < len(expected)
+
+
+class ProbabilityModel:
+    """Serves a classifier's ``predict_proba`` as its predictions."""
+
+    def __init__(self, classifier: LogisticRegression) -> None:
+        self.classifier = classifier
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return self.classifier.predict_proba(frame)
+
+
+@pytest.fixture(scope="module")
+def probability_url(numeric_frame: pd.DataFrame) -> Iterator[str]:
+    labels = (numeric_frame["b"] > 0).astype(int)
+    model = ProbabilityModel(LogisticRegression().fit(numeric_frame, labels))
+    served = from_object(model, input_example=numeric_frame.head(3))
+    server = ScoringServer(served, ServerOptions(port=0), model_uri="models:/proba/1", version="1")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_probabilities_as_binary_fp64(probability_url: str, numeric_frame: pd.DataFrame) -> None:
+    rows = numeric_frame.tail(40)
+    expected = _invocations(probability_url, {"dataframe_split": rows.to_dict(orient="split")})
+    inputs = [_binary_input(n, rows[n].to_numpy(), "FP64") for n in COLUMNS]
+    result = _client(probability_url).infer("proba", inputs)
+    assert result.get_output("output-1")["datatype"] == "FP64"
+    probabilities = result.as_numpy("output-1")
+    assert probabilities.shape == (40, 2)
+    assert probabilities.tolist() == expected  # raw float64 bytes: exactly the JSON values
 
 
 def test_numeric_columns_as_separate_inputs(numeric_url: str, numeric_frame: pd.DataFrame) -> None:

@@ -1,9 +1,7 @@
-"""The Open Inference Protocol (KServe V2, JSON only) as pure functions: health, server and
-model metadata (from the signature), readiness and V2 errors. Requests are read by
-``_open_inference_inputs``, predictions written by ``_open_inference_outputs``.
-
-The binary tensor extension is not spoken: a request that asks for binary data gets a 400
-saying how to ask for JSON, and the server metadata lists no extension.
+"""The Open Inference Protocol (KServe V2) as pure functions: health, server and model
+metadata (from the signature), readiness and V2 errors. Requests are read by
+``_open_inference_inputs``, predictions written by ``_open_inference_outputs``; both speak
+JSON and Triton's binary tensor data extension (``_open_inference_binary``).
 """
 
 from __future__ import annotations
@@ -83,8 +81,10 @@ def server_ready_response() -> ScoringResponse:
 
 
 def server_metadata_response() -> ScoringResponse:
-    """The answer to ``GET /v2``: the server's name, version and (no) extensions."""
-    return _json_response(200, {"name": SERVER_NAME, "version": __version__, "extensions": []})
+    """The answer to ``GET /v2``: the server's name, version and extensions (Triton's name
+    for the binary tensor data extension)."""
+    payload = {"name": SERVER_NAME, "version": __version__, "extensions": ["binary_tensor_data"]}
+    return _json_response(200, payload)
 
 
 def model_ready_response(name: str, version: str | None) -> ScoringResponse:

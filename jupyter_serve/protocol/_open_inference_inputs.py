@@ -20,6 +20,7 @@ import pandas as pd
 
 from jupyter_serve.protocol._frames import cast_to_schema
 from jupyter_serve.protocol._open_inference import OpenInferenceError
+from jupyter_serve.protocol._open_inference_binary import BinaryTensorReader, split_binary_body
 from jupyter_serve.protocol._signature_view import SignatureView, signature_view
 
 _INTEGER_TYPES = {f"INT{bits}": np.dtype(f"int{bits}") for bits in (8, 16, 32, 64)}
@@ -30,42 +31,33 @@ DATATYPES = ("BOOL", *_UNSIGNED_TYPES, *_INTEGER_TYPES, *_FLOAT_TYPES, "BYTES")
 _PROTOCOL_PARAMETERS = frozenset(
     {"content_type", "headers", "binary_data_output", "sequence_id", "priority", "timeout"}
 )
-_BINARY_REFUSED = (
-    "this server speaks the Open Inference Protocol in JSON only (no binary tensor "
-    "extension), but the request asks for binary data ({where}). Send tensors as JSON "
-    "'data' and ask for JSON outputs: with tritonclient, set_data_from_numpy(..., "
-    "binary_data=False) and InferRequestedOutput(name, binary_data=False)."
-)
 
 
 @dataclass(frozen=True)
 class InferenceRequest:
-    """A parsed ``infer`` request: its ``id``, the model input and params, and the output
-    names asked for (None: every output)."""
+    """A parsed ``infer`` request: its ``id``, the model input and params, the output
+    names asked for (None: every output), and which outputs to send as binary data (None:
+    every output; empty: none, the whole answer is JSON)."""
 
     id: str | None
     data: Any
     params: dict[str, Any] | None
     requested_outputs: tuple[str, ...] | None
+    binary_outputs: frozenset[str] | None = frozenset()
 
 
 def _bad(message: str) -> OpenInferenceError:
     return OpenInferenceError(400, message)
 
 
-def _refuse_binary(where: str) -> OpenInferenceError:
-    return _bad(_BINARY_REFUSED.format(where=where))
-
-
-def _check_content_type(content_type: str | None, binary_header: str | None) -> None:
-    if binary_header is not None:
-        raise _refuse_binary("an Inference-Header-Content-Length header")
+def _check_content_type(content_type: str | None) -> None:
     media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
     if media_type not in ("application/json", ""):
         raise OpenInferenceError(
             415,
             f"unsupported Content-Type {content_type!r}: the Open Inference Protocol is "
-            "spoken here in JSON only; send the request as application/json.",
+            "spoken here in JSON, or in its binary tensor extension with an "
+            "Inference-Header-Content-Length header; send the request as application/json.",
         )
 
 
@@ -125,18 +117,20 @@ def _as_array(values: list[Any], datatype: str, name: str) -> np.ndarray[Any, An
     return np.array(values, dtype=dtype)
 
 
-def _parse_tensor(tensor: Any, position: int) -> tuple[str, np.ndarray[Any, Any]]:
+def _parse_tensor(
+    tensor: Any, position: int, binary: BinaryTensorReader | None
+) -> tuple[str, np.ndarray[Any, Any]]:
     if not isinstance(tensor, dict):
         raise _bad(f"inputs[{position}] must be an object with name, shape, datatype and data.")
     name = tensor.get("name")
     if not isinstance(name, str) or not name:
         raise _bad(f"inputs[{position}] has no 'name'; every input tensor needs a name.")
-    missing = [key for key in ("shape", "datatype", "data") if key not in tensor]
+    parameters = tensor.get("parameters") or {}
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    required = ("shape", "datatype") if binary_size is not None else ("shape", "datatype", "data")
+    missing = [key for key in required if key not in tensor]
     if missing:
         raise _bad(f"input {name!r} has no {', '.join(repr(key) for key in missing)}.")
-    parameters = tensor.get("parameters") or {}
-    if isinstance(parameters, dict) and "binary_data_size" in parameters:
-        raise _refuse_binary(f"input {name!r} has binary_data_size")
     shape, datatype = tensor["shape"], tensor["datatype"]
     if not isinstance(shape, list) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
@@ -147,6 +141,19 @@ def _parse_tensor(tensor: Any, position: int) -> tuple[str, np.ndarray[Any, Any]
             f"input {name!r} has the unknown datatype {datatype!r}; expected one of "
             f"{', '.join(DATATYPES)}."
         )
+    if binary_size is not None:
+        if "data" in tensor:
+            raise _bad(
+                f"input {name!r} has both 'data' and parameters.binary_data_size; send its "
+                "values one way only."
+            )
+        if binary is None:
+            raise _bad(
+                f"input {name!r} has binary_data_size but the request has no "
+                "Inference-Header-Content-Length header; send the header's length in it, or "
+                "the values as JSON 'data'."
+            )
+        return name, binary.read(name, binary_size, datatype, shape)
     values = _flatten(tensor["data"], shape, name)
     if len(values) != math.prod(shape):
         raise _bad(
@@ -156,17 +163,25 @@ def _parse_tensor(tensor: Any, position: int) -> tuple[str, np.ndarray[Any, Any]
     return name, _as_array(values, datatype, name).reshape(shape)
 
 
-def _requested_outputs(outputs: Any) -> tuple[str, ...] | None:
+def _requested_outputs(
+    outputs: Any, binary_by_default: bool
+) -> tuple[tuple[str, ...] | None, frozenset[str] | None]:
+    """The output names asked for, and those to send binary (an output's own
+    ``binary_data`` wins over the request's ``binary_data_output``)."""
     if outputs is None:
-        return None
+        return None, (None if binary_by_default else frozenset())
     if not isinstance(outputs, list) or not all(
         isinstance(output, dict) and isinstance(output.get("name"), str) for output in outputs
     ):
         raise _bad("'outputs' must be a list of objects each with a 'name'.")
+    binary = set()
     for output in outputs:
-        if (output.get("parameters") or {}).get("binary_data"):
-            raise _refuse_binary(f"output {output['name']!r} asks for binary_data")
-    return tuple(output["name"] for output in outputs)
+        parameters = output.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise _bad(f"output {output['name']!r} has 'parameters' that are not an object.")
+        if parameters.get("binary_data", binary_by_default):
+            binary.add(output["name"])
+    return tuple(output["name"] for output in outputs), frozenset(binary)
 
 
 def _column(array: np.ndarray[Any, Any], name: str, rows: int | None) -> Any:
@@ -249,8 +264,6 @@ def _model_params(parameters: Any, view: SignatureView) -> dict[str, Any] | None
         return None
     if not isinstance(parameters, dict):
         raise _bad("'parameters' must be an object.")
-    if parameters.get("binary_data_output"):
-        raise _refuse_binary("parameters.binary_data_output is true")
     if not view.has_params_schema:
         return None
     params = {k: v for k, v in parameters.items() if k not in _PROTOCOL_PARAMETERS}
@@ -262,14 +275,22 @@ def parse_inference_request(
 ) -> InferenceRequest:
     """The model input, params, id and requested outputs of a V2 ``infer`` body.
 
-    ``binary_header`` is the request's ``Inference-Header-Content-Length`` header, if any.
-    Raises OpenInferenceError 400 for a body that is not a valid JSON inference request (bad
-    shape, unknown datatype, data not matching the datatype or the shape, binary data), 415
-    for a non-JSON Content-Type. Pure and thread-safe.
+    ``binary_header`` is the request's ``Inference-Header-Content-Length`` header, if any:
+    then the body is a JSON header and raw tensors (the binary tensor data extension, any
+    Content-Type). Raises OpenInferenceError 400 for a body that is not a valid inference
+    request (bad shape, unknown datatype, data not matching the datatype or the shape,
+    binary sizes that do not add up), 415 for a non-JSON Content-Type without the binary
+    header. Pure and thread-safe.
     """
-    _check_content_type(content_type, binary_header)
+    binary: BinaryTensorReader | None = None
+    if binary_header is None:
+        _check_content_type(content_type)
+        header = body
+    else:
+        header, raw = split_binary_body(body, binary_header)
+        binary = BinaryTensorReader(raw)
     try:
-        payload = json.loads(body)
+        payload = json.loads(header)
     except (ValueError, UnicodeDecodeError) as error:
         raise _bad(f"the request body is not valid JSON ({error}); send a JSON object.") from None
     if not isinstance(payload, dict):
@@ -282,11 +303,17 @@ def parse_inference_request(
         raise _bad(f"'id' must be a string, got {request_id!r}.")
     tensors: dict[str, np.ndarray[Any, Any]] = {}
     for position, tensor in enumerate(inputs):
-        name, array = _parse_tensor(tensor, position)
+        name, array = _parse_tensor(tensor, position, binary)
         if name in tensors:
             raise _bad(f"input {name!r} is given twice; send each input once.")
         tensors[name] = array
+    if binary is not None:
+        binary.check_consumed()
     view = signature_view(model)
-    params = _model_params(payload.get("parameters"), view)
-    requested = _requested_outputs(payload.get("outputs"))
-    return InferenceRequest(request_id, _model_input(tensors, view), params, requested)
+    parameters = payload.get("parameters")
+    params = _model_params(parameters, view)
+    binary_by_default = isinstance(parameters, dict) and bool(parameters.get("binary_data_output"))
+    requested, binary_outputs = _requested_outputs(payload.get("outputs"), binary_by_default)
+    return InferenceRequest(
+        request_id, _model_input(tensors, view), params, requested, binary_outputs
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,15 @@ from jupyter_serve.protocol._errors import ScoringError
 from jupyter_serve.protocol._responses import JSON_CONTENT_TYPE, ScoringResponse
 
 DEFAULT_OUTPUT_NAME = "output-1"
+BINARY_HEADER = "Inference-Header-Content-Length"
+BINARY_CONTENT_TYPE = "application/octet-stream"
+BINARY_DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype("bool"),
+    **{f"UINT{bits}": np.dtype(f"<u{bits // 8}") for bits in (8, 16, 32, 64)},
+    **{f"INT{bits}": np.dtype(f"<i{bits // 8}") for bits in (8, 16, 32, 64)},
+    **{f"FP{bits}": np.dtype(f"<f{bits // 8}") for bits in (16, 32, 64)},
+}
+_BYTES_LENGTH = struct.Struct("<I")
 
 
 def _unrenderable(why: str) -> ScoringError:
@@ -112,11 +122,14 @@ def render_inference_response(
     request_id: str | None,
     requested_outputs: Sequence[str] | None = None,
     array_name: str = DEFAULT_OUTPUT_NAME,
+    binary_outputs: frozenset[str] | None = frozenset(),
 ) -> ScoringResponse:
     """200 with the V2 inference response for ``predictions``: ``model_name``,
     ``model_version`` and ``id`` when known, and the ``outputs`` (only those requested, in the
-    order asked). Raises ScoringError 400 when an output is asked that the model does not
-    produce, 500 when the predictions are no tensors. Thread-safe."""
+    order asked). Outputs named in ``binary_outputs`` (every one when None) are sent in the
+    binary tensor data extension; when none is, the answer is plain JSON. Raises
+    ScoringError 400 when an output is asked that the model does not produce, 500 when the
+    predictions are no tensors. Thread-safe."""
     try:
         outputs = output_tensors(predictions, array_name=array_name)
     except ScoringError:
@@ -141,4 +154,42 @@ def render_inference_response(
     if request_id is not None:
         payload["id"] = request_id
     payload["outputs"] = outputs
+    if binary_outputs is None or any(output["name"] in binary_outputs for output in outputs):
+        return binary_inference_response(payload, binary_outputs)
     return ScoringResponse(200, json.dumps(payload).encode("utf-8"), JSON_CONTENT_TYPE)
+
+
+def encode_tensor_data(datatype: str, data: list[Any]) -> bytes:
+    """The raw bytes of an output tensor's flat ``data``: a little-endian array, or for
+    BYTES each element's UTF-8 text behind its 4-byte length. Thread-safe."""
+    if datatype == "BYTES":
+        encoded = [str(value).encode("utf-8") for value in data]
+        return b"".join(_BYTES_LENGTH.pack(len(value)) + value for value in encoded)
+    return np.asarray(data, dtype=BINARY_DTYPES[datatype]).tobytes()
+
+
+def binary_inference_response(
+    payload: dict[str, Any], binary_outputs: frozenset[str] | None
+) -> ScoringResponse:
+    """200 with ``payload`` (a V2 inference response whose outputs carry JSON ``data``)
+    sent in the binary extension: the outputs named in ``binary_outputs`` (every output when
+    None) lose ``data`` and gain ``parameters.binary_data_size``, their bytes follow the
+    JSON header in order. Thread-safe."""
+    raw: list[bytes] = []
+    outputs = []
+    for output in payload["outputs"]:
+        if binary_outputs is not None and output["name"] not in binary_outputs:
+            outputs.append(output)
+            continue
+        data = encode_tensor_data(output["datatype"], output["data"])
+        raw.append(data)
+        header = {key: value for key, value in output.items() if key != "data"}
+        header["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(data)}
+        outputs.append(header)
+    header_bytes = json.dumps({**payload, "outputs": outputs}).encode("utf-8")
+    return ScoringResponse(
+        200,
+        header_bytes + b"".join(raw),
+        BINARY_CONTENT_TYPE,
+        ((BINARY_HEADER, str(len(header_bytes))),),
+    )

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from jupyter_serve.protocol import (
+    InferenceRequest,
     OpenInferenceError,
     ScoringError,
     ScoringRequest,
@@ -157,19 +158,20 @@ class InferHandler(_OpenInferenceHandler):
         deadline = self._started + state.options.timeout
         try:
             if len(self.body) <= _INLINE_PARSE_BYTES:
-                data, params, request_id, requested = parse()
+                data, params, request = parse()
             else:
                 parsing = asyncio.get_running_loop().run_in_executor(state.executor, parse)
-                data, params, request_id, requested = await asyncio.wait_for(
+                data, params, request = await asyncio.wait_for(
                     asyncio.shield(parsing), _remaining(deadline)
                 )
             render = partial(
                 render_inference_response,
                 model_name=self._model_name(served),
                 model_version=served.version,
-                request_id=request_id,
-                requested_outputs=requested,
+                request_id=request.id,
+                requested_outputs=request.requested_outputs,
                 array_name=array_output_name(served.model),
+                binary_outputs=request.binary_outputs,
             )
             answer = state.batcher.submit(served.model, data, params, wrap=True, render=render)
             return await asyncio.wait_for(asyncio.shield(answer), _remaining(deadline))
@@ -193,10 +195,10 @@ class OpenInferenceNotFoundHandler(_OpenInferenceHandler):
 
 def _parse_and_prepare(
     model: Any, body: bytes, content_type: str | None, binary_header: str | None
-) -> tuple[Any, dict[str, Any] | None, str | None, tuple[str, ...] | None]:
+) -> tuple[Any, dict[str, Any] | None, InferenceRequest]:
     request = parse_inference_request(body, content_type, model, binary_header=binary_header)
     data, params = prepare_input(model, ScoringRequest(request.data, request.params, True, None))
-    return data, params, request.id, request.requested_outputs
+    return data, params, request
 
 
 def _remaining(deadline: float) -> float:
