@@ -77,12 +77,12 @@ class BinaryTensorReader:
                 f"{count * dtype.itemsize} bytes, but its binary_data_size is {size}; send "
                 "the raw little-endian array of exactly that shape."
             )
-        # A copy: the model may keep or write to its input, the body buffer is the request's.
-        return (
-            np.frombuffer(chunk, dtype=dtype)
-            .astype(dtype.newbyteorder("="), copy=True)
-            .reshape(shape)
-        )
+        if datatype == "BOOL":  # any non-zero byte is true, as in C; numpy would keep it
+            flags: np.ndarray[Any, Any] = np.frombuffer(chunk, dtype=np.uint8) != 0
+            return flags.reshape(shape)
+        # A copy in native byte order: the model may keep or write to its input.
+        array = np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+        return array.reshape(shape)
 
     def check_consumed(self) -> None:
         """Raises OpenInferenceError 400 when bytes are left that no input claimed."""
