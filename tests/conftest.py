@@ -1,7 +1,7 @@
 """Fixtures shared by every test module.
 
 Each test gets its own embedded registry and Jupyter runtime directory, so tests never see
-the user's models or deployments, nor each other's.
+the user's models or deployments, nor each other's, nor the user's MLflow server.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ def isolated_jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     registry = tmp_path / "registry"
     monkeypatch.setenv("JUPYTER_SERVE_REGISTRY", str(registry))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    # A developer's own MLflow server must never receive the tests' models: the tests that
+    # want an MLflow registry set these themselves.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return registry
 
 
