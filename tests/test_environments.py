@@ -203,6 +203,29 @@ def test_serve_runs_the_model_in_its_uv_environment(model_dir: Path, cache: Path
     assert _processes_running_from(environment) == []
 
 
+def test_percent_serve_shows_a_progress_bar_and_serves_from_the_environment(
+    model_dir: Path, envs_dir: Path, tmp_path: Path
+) -> None:
+    from tests._support import Kernel
+
+    kernel = Kernel(
+        tmp_path / "runtime", tmp_path / "registry", {CACHE_DIR_VARIABLE: str(envs_dir)}
+    )
+    try:
+        kernel.ok("%load_ext jupyter_serve\nimport jupyter_serve")
+        shown = kernel.ok(f"%serve {model_dir} --env-manager uv --name iso", timeout=300)
+        assert any("IntProgress" in plain for plain in shown.plain), shown.plain
+        url = kernel.ok("print(jupyter_serve.deployments()[0].url)").stdout.strip()
+        answer = requests.post(f"{url}/invocations", json=BODY, timeout=30)
+        assert answer.json() == EXPECTED
+        kernel.ok("%unserve iso")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/ping", timeout=5)
+    finally:
+        kernel.shutdown()
+    assert _processes_running_from(envs_dir) == []
+
+
 def test_conda_without_conda_fails_at_once(model_dir: Path, tmp_path: Path) -> None:
     env = {
         key: value
