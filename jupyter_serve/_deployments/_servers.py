@@ -4,6 +4,8 @@
 in place. ``-w N`` starts N worker processes that each load the model from a model directory:
 the registry's own for a URI, or one written to a private temporary directory for a live
 object (removed when the deployment stops). A worker pool cannot swap its model in place.
+A model in an isolated environment (``env_manager`` other than local) always gets a pool, of
+that environment's interpreter, even for ``-w 1``.
 """
 
 from __future__ import annotations
