@@ -10,8 +10,10 @@ from uv's warm wheel cache.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +29,12 @@ import pytest
 import requests
 
 import jupyter_serve
-from jupyter_serve.environments import CACHE_DIR_VARIABLE, read_environment_spec
+from jupyter_serve.environments import (
+    CACHE_DIR_VARIABLE,
+    TextProgress,
+    prepare_environment,
+    read_environment_spec,
+)
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.models import save_model
 
@@ -274,6 +281,25 @@ def test_a_requirement_that_cannot_be_installed_leaves_nothing(
     assert "tabulate==99.0.0" in error_lines[0]
     assert "serving" not in done.stdout
     assert _built_environments(envs) == []
+
+
+def test_a_python_version_this_machine_lacks_is_named(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path / "envs"))
+    old_python = tmp_path / "old-python"
+    shutil.copytree(model_dir, old_python)
+    python_env = old_python / "python_env.yaml"
+    python_env.write_text(re.sub(r"python: .*", "python: 3.4.10", python_env.read_text()))
+
+    with pytest.raises(DeploymentError) as raised:
+        prepare_environment(old_python, "uv", progress=TextProgress(io.StringIO()))
+
+    message = str(raised.value)
+    assert "needs Python 3.4" in message and "3.4.10" in message
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in message  # what we have
+    assert "--env-manager local" in message
+    assert _built_environments(tmp_path / "envs") == []
 
 
 def test_two_processes_building_one_environment_build_it_once(

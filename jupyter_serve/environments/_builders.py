@@ -200,6 +200,14 @@ def _install_message(spec: EnvironmentSpec) -> str:
     )
 
 
+def _install_failure(spec: EnvironmentSpec) -> str:
+    # The model's pins are kept as they are: name ours, so a clash with them is recognisable.
+    return (
+        "install the model's requirements (requirements.txt, kept as pinned) together with "
+        f"those of jupyter-serve's workers ({', '.join(spec.serving_requirements)})"
+    )
+
+
 def build_environment(spec: EnvironmentSpec, env_dir: Path, progress: BuildProgress) -> Path:
     """Build the environment ``spec`` describes at ``env_dir`` (which must not exist yet) and
     return its Python executable. Raises `DeploymentError`; the caller removes ``env_dir``."""
@@ -227,7 +235,7 @@ def build_environment(spec: EnvironmentSpec, env_dir: Path, progress: BuildProgr
                 "-r",
                 str(_requirements_file(spec, env_dir)),
             ],
-            "install the model's requirements",
+            _install_failure(spec),
         )
     else:
         run_installer([str(python), "-m", "venv", str(env_dir)], "create the virtualenv")
@@ -248,7 +256,7 @@ def build_environment(spec: EnvironmentSpec, env_dir: Path, progress: BuildProgr
                 "-r",
                 str(_requirements_file(spec, env_dir)),
             ],
-            "install the model's requirements",
+            _install_failure(spec),
         )
     progress.step(3, "linking jupyter-serve into the environment…")
     link_jupyter_serve(env_dir)
