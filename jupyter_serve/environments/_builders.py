@@ -146,6 +146,10 @@ def run_installer(command: Sequence[str], what: str) -> list[str]:
         assert process.stdout is not None
         output = list(process.stdout)
         code = process.wait()
+    except BaseException:  # an interrupted build must not go on writing into its directory
+        process.kill()
+        process.wait()
+        raise
     finally:
         timer.cancel()
     if code != 0:
