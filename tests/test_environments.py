@@ -189,6 +189,13 @@ def test_cli_builds_a_uv_environment_then_reuses_it(model_dir: Path, cache: Path
     assert "creating environment" not in second and "installing" not in second
     assert _built_environments(cache) == [key]
     assert _processes_running_from(cache / key) == []
+    isolated = subprocess.run(
+        [str(cache / key / "bin" / "python"), "-c", "import ipykernel"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "No module named 'ipykernel'" in isolated.stderr  # none of the kernel's packages
 
 
 def test_serve_runs_the_model_in_its_uv_environment(model_dir: Path, cache: Path) -> None:
