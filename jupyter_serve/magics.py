@@ -122,7 +122,7 @@ class ServeMagics(Magics):
                 if args.source in user_ns and args.source.isidentifier():
                     value = user_ns[args.source]
                     if isinstance(value, (str, os.PathLike)):  # a variable holding a URI
-                        source = load_uri(str(value))
+                        source = load_uri(str(value), args.env_manager)
                     else:
                         source = wrap_object(value, label=args.source)
                 elif _looks_like_variable(args.source):
@@ -132,7 +132,7 @@ class ServeMagics(Magics):
                         "cell defining it first) or a model URI such as models:/spam/Production."
                     )
                 else:
-                    source = load_uri(args.source)
+                    source = load_uri(args.source, args.env_manager)
             deployment, swapped = serve_source(
                 source,
                 name=args.name,

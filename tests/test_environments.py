@@ -36,7 +36,7 @@ from jupyter_serve.environments import (
     read_environment_spec,
 )
 from jupyter_serve.errors import DeploymentError
-from jupyter_serve.models import save_model
+from jupyter_serve.models import load_model, save_model
 
 SERVE_COMMAND = [sys.executable, "-m", "jupyter_serve.cli", "models", "serve"]
 BODY = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.5]]}}
@@ -215,6 +215,54 @@ def test_serve_runs_the_model_in_its_uv_environment(model_dir: Path, cache: Path
         jupyter_serve.stop("isolated")
     assert deployment.status == "stopped"
     assert _processes_running_from(environment) == []
+
+
+SAVE_IN_ENVIRONMENT = """
+import sys
+import pandas as pd
+import tabulate
+from jupyter_serve.models import load_model, save_model
+
+class TableWidth:
+    # Holds a function of tabulate: unpickling needs tabulate, which the kernel lacks.
+    def __init__(self):
+        self.render = tabulate.tabulate
+
+    def predict(self, frame):
+        return [len(self.render([[value]], tablefmt="plain")) for value in frame["x"]]
+
+TableWidth.__module__ = "__main__"
+saved = save_model(TableWidth(), sys.argv[1], serialization_format="cloudpickle",
+                   input_example=pd.DataFrame({"x": [1.0]}))
+with open(saved / "requirements.txt", "a") as requirements:
+    requirements.write("\\ntabulate==0.9.0\\n")
+"""
+
+
+def test_a_model_the_kernel_cannot_load_serves_from_its_environment(
+    model_dir: Path, cache: Path, tmp_path: Path
+) -> None:
+    environment = prepare_environment(model_dir, "uv", progress=TextProgress(io.StringIO()))
+    unloadable = tmp_path / "unloadable"
+    subprocess.run(
+        [str(environment.python), "-c", SAVE_IN_ENVIRONMENT, str(unloadable)],
+        check=True,
+        timeout=120,
+    )
+    with pytest.raises(Exception, match="tabulate"):
+        load_model(unloadable)
+
+    deployment = jupyter_serve.serve(str(unloadable), name="unloadable", env_manager="uv")
+    try:
+        answer = requests.post(
+            f"{deployment.url}/invocations", json={"inputs": {"x": [7.0, 12.5]}}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"predictions": [1, 4]}  # tabulate prints "7" and "12.5"
+        with pytest.raises(DeploymentError, match="runs only in the worker processes"):
+            deployment.predict(pd.DataFrame({"x": [1.0]}))
+    finally:
+        jupyter_serve.stop("unloadable")
 
 
 def test_percent_serve_shows_a_progress_bar_and_serves_from_the_environment(

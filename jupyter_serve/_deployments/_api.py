@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from jupyter_serve._deployments._deployment import Deployment
-from jupyter_serve._deployments._sources import ModelSource, load_source
+from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
 from jupyter_serve._deployments._table import DeploymentTable, check_options
 from jupyter_serve.errors import DeploymentError
 
@@ -75,6 +76,8 @@ def serve(
         from jupyter_serve.environments import require_env_manager
 
         require_env_manager(env_manager)  # a missing uv/conda fails before the model loads
+        if isinstance(source, (str, os.PathLike)):
+            source = load_uri(os.fspath(source), env_manager)
     return serve_source(
         load_source(source) if not isinstance(source, ModelSource) else source,
         name=name,

@@ -38,13 +38,21 @@ def name_from(text: str, fallback: str = "model") -> str:
     return candidate if candidate and is_valid_deployment_name(candidate) else fallback
 
 
-def load_uri(uri: str) -> ModelSource:
-    """Resolve ``uri`` in the registry and load it; ``ModelNotFoundError`` when it is nothing."""
+def load_uri(uri: str, env_manager: str = "local") -> ModelSource:
+    """Resolve ``uri`` in the registry and load it; ``ModelNotFoundError`` when it is nothing.
+
+    For another ``env_manager`` than local the model is described, not loaded: it runs (and
+    may only load) in its own environment.
+    """
+    from jupyter_serve.environments import describe_model
     from jupyter_serve.models import load_model
     from jupyter_serve.registry import resolve_model_uri
 
     resolved = resolve_model_uri(uri)
-    model = load_model(resolved.path)
+    if env_manager == "local":
+        model = load_model(resolved.path)
+    else:
+        model = describe_model(resolved.path, env_manager)
     version = None if resolved.version is None else str(resolved.version)
     label = resolved.name or Path(os.fspath(resolved.path)).name
     return ModelSource(model, resolved.uri or uri, version, name_from(label), Path(resolved.path))

@@ -17,15 +17,18 @@ from jupyter_serve.environments._cache import (
 )
 from jupyter_serve.environments._progress import BuildProgress, TextProgress, WidgetProgress
 from jupyter_serve.environments._spec import EnvironmentSpec, read_environment_spec
+from jupyter_serve.environments._stand_in import ModelInItsEnvironment, describe_model
 
 __all__ = [
     "CACHE_DIR_VARIABLE",
     "ENV_MANAGERS",
     "BuildProgress",
     "EnvironmentSpec",
+    "ModelInItsEnvironment",
     "PreparedEnvironment",
     "TextProgress",
     "WidgetProgress",
+    "describe_model",
     "environments_dir",
     "prepare_environment",
     "read_environment_spec",
