@@ -1,6 +1,7 @@
-"""``make demo``: register the demo spam classifier and serve ``models:/spam/Production``.
+"""The demo: register the spam classifier and serve ``models:/spam/Production``.
 
-Run as ``python -m jupyter_serve.demo [--port PORT]``. The model is trained on the generated
+``make demo`` registers it (``ensure_demo_model``) and opens JupyterLab on the quick start;
+``make demo-serve`` runs ``python -m jupyter_serve.demo [--port PORT]``, serving it from the shell. The model is trained on the generated
 email corpus and registered in the embedded registry only when no version of ``spam`` is in
 Production yet, so running the demo again serves the same model instead of piling up versions.
 """
@@ -30,7 +31,7 @@ def ensure_demo_model() -> str:
         )
         print(f"Registered the demo spam classifier as spam version {version} (Production).")
     else:
-        print(f"Serving the spam classifier already in Production (version {resolved.version}).")
+        print(f"The demo spam classifier is already in Production (version {resolved.version}).")
     return DEMO_URI
 
 
