@@ -1,9 +1,10 @@
 """The demo: register the spam classifier and serve ``models:/spam/Production``.
 
 ``make demo`` registers it (``ensure_demo_model``) and opens JupyterLab on the quick start;
-``make demo-serve`` runs ``python -m jupyter_serve.demo [--port PORT]``, serving it from the shell. The model is trained on the generated
-email corpus and registered in the embedded registry only when no version of ``spam`` is in
-Production yet, so running the demo again serves the same model instead of piling up versions.
+``make demo-serve`` runs ``python -m jupyter_serve.demo [--port PORT]``, serving it from the
+shell. The model is trained on the generated email corpus and registered in the embedded
+registry only when no version of ``spam`` is in Production yet, so running the demo again
+serves the same model instead of piling up versions.
 """
 
 from __future__ import annotations
