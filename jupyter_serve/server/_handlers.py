@@ -170,6 +170,9 @@ class _ScoringHandler(RequestHandler):
         self.set_header("Content-Type", response.content_type)
         for name, value in response.headers:
             self.set_header(name, value)
+        # Counted before the bytes leave: a client reading the metrics right after its answer
+        # (a notebook cell, the dashboard) must see its own request.
+        self._record_finish(response.status)
         self.finish(response.body)
 
     def compute_etag(self) -> None:
