@@ -120,7 +120,7 @@ def test_raw_json_panel_shows_the_server_error_as_sent(board: Dashboard) -> None
 def test_stop_and_restart_buttons_act_on_the_real_deployment(
     board: Dashboard, spam_classifier: object
 ) -> None:
-    deployment = jupyter_serve.serve(spam_classifier, name="spam")
+    deployment = jupyter_serve.serve(spam_classifier, name="spam", timeout=7)
     card = _card(board, "spam")
     panel = TryItPanel(deployment)
     card.stop_button.click()
@@ -132,6 +132,7 @@ def test_stop_and_restart_buttons_act_on_the_real_deployment(
     card.restart_button.click()
     assert "Restarted" in card.feedback.value
     assert card.deployment.status == "running" and card.deployment.port == deployment.port
+    assert card.deployment.settings.timeout == 7  # served again the way it was started
     TryItPanel(card.deployment).send_button.click()
 
 

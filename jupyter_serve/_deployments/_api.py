@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from jupyter_serve._deployments._deployment import Deployment
+from jupyter_serve._deployments._deployment import Deployment, ServeSettings
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
 from jupyter_serve._deployments._table import DeploymentTable, check_options
 from jupyter_serve.errors import DeploymentError
@@ -108,7 +108,7 @@ def serve_source(
     check_options(chosen_name, port, timeout, workers, env_manager)
     python = _environment_python(source, env_manager, install_mlflow)
     _install_exit_hook()
-    return _TABLE.serve(
+    deployment, swapped = _TABLE.serve(
         source,
         name=chosen_name,
         port=port,
@@ -118,6 +118,9 @@ def serve_source(
         require_secret=require_secret,
         python=python,
     )
+    if not swapped:
+        deployment.settings = ServeSettings(timeout, workers, env_manager, install_mlflow)
+    return deployment, swapped
 
 
 def _environment_python(source: ModelSource, env_manager: str, install_mlflow: bool) -> str | None:

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jupyter_serve.discovery import DeploymentRecord, remove_record, write_record
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
     from jupyter_serve.models import LoadedModel
 
 STARTING, RUNNING, STOPPED, FAILED = "starting", "running", "stopped", "failed"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``serve()`` options a deployment was started with, beyond its name, host and port:
+    what serving it again the same way (a restart) needs."""
+
+    timeout: float = 60.0
+    workers: int = 1
+    env_manager: str = "local"
+    install_mlflow: bool = False
 
 
 class Deployment:
@@ -48,6 +60,7 @@ class Deployment:
         self.kernel_id = kernel_id
         self.secret = secret
         self.require_secret = require_secret
+        self.settings = ServeSettings()
         self._status = RUNNING
         self.started_at = time.time()
         self.pid = os.getpid()

@@ -11,6 +11,7 @@ import html
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -189,7 +190,12 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
                 d.stop()
             source: Any = d.model if d.model_uri.startswith(IN_MEMORY_PREFIX) else d.model_uri
             fresh = jupyter_serve.serve(
-                source, name=d.name, port=d.port, host=d.host, require_secret=d.require_secret
+                source,
+                name=d.name,
+                port=d.port,
+                host=d.host,
+                require_secret=d.require_secret,
+                **asdict(d.settings),
             )
             self._replace(fresh)
             return f"Restarted at {fresh.url}."
