@@ -5,8 +5,9 @@ The public API is re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from jupyter_serve._lazy import lazy_attributes
 from jupyter_serve._version import __version__
 from jupyter_serve.errors import (
     DeploymentError,
@@ -37,15 +38,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_ATTRIBUTES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'jupyter_serve' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, globals())
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

@@ -11,8 +11,9 @@ importing Tornado and pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jupyter_serve._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from jupyter_serve.server._command import add_serve_parser, run_serve
@@ -36,13 +37,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_ATTRIBUTES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'jupyter_serve.server' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, globals())
 
 
 __all__ = [
