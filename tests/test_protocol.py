@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from jupyter_serve.protocol import (
+    PlainColumns,
     ScoringError,
     body_too_large_response,
     invoke,
@@ -322,6 +323,32 @@ def test_split_fast_path_builds_the_frame_of_the_general_path(split: Any, echo: 
     expected = general_path_frame(split, echo)
     pd.testing.assert_frame_equal(parsed, expected)
     assert parsed.columns.dtype == expected.columns.dtype
+
+
+def test_plain_columns_of_several_requests_build_their_stacked_frames(echo: Any) -> None:
+    splits = [
+        {"columns": ["a", "b", "t"], "data": [[1, 2, "x"]]},
+        {"columns": ["a", "b", "t"], "data": [[1.5, -3, "y"], [2, 4, "z"]]},
+        {"columns": ["a", "b", "t"], "data": [[float("nan"), 0, ""]]},
+    ]
+    parts = [
+        parse_invocation(
+            json.dumps({"dataframe_split": split}).encode(),
+            "application/json",
+            echo,
+            keep_plain_columns=True,
+        ).data
+        for split in splits
+    ]
+    assert all(isinstance(part, PlainColumns) for part in parts)
+    expected = pd.concat([general_path_frame(split, echo) for split in splits], ignore_index=True)
+    pd.testing.assert_frame_equal(PlainColumns.concat(parts).to_frame(), expected)
+
+
+def test_a_split_with_params_is_never_kept_as_plain_columns(echo: Any) -> None:
+    body = b'{"dataframe_split": {"columns": ["a", "b", "t"], "data": [[1, 2, "x"]]}, "params": {}}'
+    data = parse_invocation(body, "application/json", echo, keep_plain_columns=True).data
+    assert isinstance(data, pd.DataFrame)
 
 
 def test_values_that_cannot_be_cast_to_the_schema_are_400_bad_request(echo: Any) -> None:

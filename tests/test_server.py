@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
@@ -99,6 +100,45 @@ def test_wrong_method_gets_405_with_allow(
     assert response.status_code == 405
     assert response.headers["Allow"] == allowed
     assert response.json() == {"detail": "Method Not Allowed"}
+
+
+def test_head_on_invocations_gets_405_headers_without_a_body(server: ScoringServer) -> None:
+    response = requests.head(server.url + "/invocations", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert int(response.headers["Content-Length"]) > 0
+    assert response.content == b""
+
+
+def test_invocations_with_a_query_string_is_still_invocations(
+    server: ScoringServer, classifier: LogisticRegression
+) -> None:
+    rows = [[3.0, 4.0]]
+    response = requests.post(
+        server.url + "/invocations?source=notebook", json=_split_body(rows), timeout=10
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "predictions": classifier.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+    }
+
+
+def test_one_keep_alive_connection_carries_many_answers(
+    server: ScoringServer, classifier: LogisticRegression
+) -> None:
+    rows = [[float(i), 1.0] for i in range(40)]
+    expected = classifier.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+    with requests.Session() as session:
+        answers = [
+            session.post(server.url + "/invocations", json=_split_body([row]), timeout=10)
+            for row in rows
+        ]
+        ping = session.get(server.url + "/ping", timeout=10)
+    assert [a.json()["predictions"][0] for a in answers] == expected
+    assert all(a.headers["Content-Type"] == "application/json" for a in answers)
+    # Parses as an HTTP date, as every answer of a server with a clock must carry one.
+    assert email.utils.parsedate_to_datetime(answers[-1].headers["Date"]).year >= 2024
+    assert ping.status_code == 200
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from jupyter_serve.protocol._content_type import SUPPORTED_MEDIA_TYPES
 from jupyter_serve.protocol._errors import ScoringError
-from jupyter_serve.protocol._invoke import invoke, prepare_input, run_prediction
+from jupyter_serve.protocol._frames import PlainColumns
+from jupyter_serve.protocol._invoke import (
+    invoke,
+    prepare_input,
+    prepare_plain_columns,
+    run_prediction,
+)
 from jupyter_serve.protocol._open_inference import (
     OpenInferenceError,
     array_output_name,
@@ -43,6 +49,7 @@ __all__ = [
     "SUPPORTED_MEDIA_TYPES",
     "InferenceRequest",
     "OpenInferenceError",
+    "PlainColumns",
     "ScoringError",
     "ScoringRequest",
     "ScoringResponse",
@@ -60,6 +67,7 @@ __all__ = [
     "parse_invocation",
     "ping_response",
     "prepare_input",
+    "prepare_plain_columns",
     "render_inference_response",
     "render_predictions",
     "run_prediction",

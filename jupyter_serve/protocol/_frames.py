@@ -8,6 +8,9 @@ split whose index is longer than its one data row is broadcast by pandas, and ML
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,13 +32,20 @@ def _type_word(value: Any) -> str:
 
 def frame_from_split(split: Any, view: SignatureView) -> pd.DataFrame:
     """The DataFrame of a ``dataframe_split`` value; ScoringError 400 when it is not one."""
+    data = split_input(split, view)
+    return data.to_frame() if isinstance(data, PlainColumns) else data
+
+
+def split_input(split: Any, view: SignatureView) -> pd.DataFrame | PlainColumns:
+    """`frame_from_split`, except that a plain body (see `PlainColumns`) stays columns of
+    values, for the caller to build one DataFrame for many requests."""
     if not isinstance(split, dict):
         raise invalid_input(
             f"Dataframe split format must be a dictionary. Got {_type_word(split)}."
         )
-    fast = _fast_split_frame(split, view)
-    if fast is not None:
-        return fast
+    plain = _plain_columns(split, view)
+    if plain is not None:
+        return plain
     keys = split.keys()
     if "data" not in keys or not _SPLIT_KEYS.issuperset(keys):
         raise invalid_input(
@@ -54,43 +64,88 @@ def frame_from_split(split: Any, view: SignatureView) -> pd.DataFrame:
     return cast_to_schema(frame, view)
 
 
-# Exactness bounds of the fast path: every int below 2**53 is a float64 exactly.
+# Exactness bounds of plain columns: every int below 2**53 is a float64 exactly.
 _EXACT_INT = 2**53
 _INT64 = 2**63
 
 
-def _fast_column(values: tuple[Any, ...], spec: InputSpec) -> Any:
-    """The column pandas + MLflow's cast would build, or None when that is not certain."""
-    kind = spec.kind
+def _is_plain(values: tuple[Any, ...], kind: str) -> bool:
+    """Whether pandas + MLflow's cast would give these JSON values the schema kind's dtype
+    exactly, without changing one of them."""
     if kind == "string":
-        return list(values) if all(type(v) is str for v in values) else None
+        return all(type(v) is str for v in values)
     if kind == "double":
         for v in values:
             kind_of_v = type(v)
             if kind_of_v is int:
                 if not -_EXACT_INT < v < _EXACT_INT:
-                    return None
+                    return False
             elif kind_of_v is not float:
-                return None
+                return False
+        return True
+    if kind == "long":
+        return all(type(v) is int and -_INT64 <= v < _INT64 for v in values)
+    return False
+
+
+def _column_array(values: tuple[Any, ...], kind: str) -> Any:
+    if kind == "double":
         return np.array(values, dtype=np.float64)
-    if kind == "long" and all(type(v) is int and -_INT64 <= v < _INT64 for v in values):
+    if kind == "long":
         return np.array(values, dtype=np.int64)
-    return None
+    return list(values)
 
 
-def _fast_split_frame(split: dict[str, Any], view: SignatureView) -> pd.DataFrame | None:
-    """The frame of a plain split body (columns + data, all of string/double/long schema
-    columns with plain JSON values), built column by column.
+@dataclass(frozen=True, eq=False)
+class PlainColumns:
+    """A plain ``dataframe_split`` body (columns + data, every column a string, double or
+    long column of the schema, holding plain JSON values of that type), kept as columns.
 
-    It equals what ``pd.DataFrame(...)`` followed by the schema cast builds (the unit tests
-    compare the two), at a fraction of the cost; anything else returns None and takes the
-    general path, so no answer changes.
+    `to_frame` builds what ``pd.DataFrame(...)`` followed by the schema cast builds (the unit
+    tests compare the two) at a fraction of the cost, and several requests' columns `concat`
+    into the frame their own frames would stack into: one build for a whole batch.
     """
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    values: tuple[tuple[Any, ...], ...]  # one tuple of values per column
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """The DataFrame of these columns, with a RangeIndex."""
+        index = pd.RangeIndex(self.rows)
+        arrays = [_column_array(v, k) for v, k in zip(self.values, self.kinds, strict=True)]
+        frame: pd.DataFrame
+        if all(kind == "double" for kind in self.kinds):
+            # One float64 block: a tenth of the cost of a frame built from a dict of columns.
+            block = np.column_stack(arrays)
+            frame = pd.DataFrame(block, columns=pd.Index(self.names), index=index, copy=False)
+        else:
+            frame = pd.DataFrame(dict(zip(self.names, arrays, strict=True)), index=index)
+        return frame
+
+    @staticmethod
+    def concat(parts: Sequence[PlainColumns]) -> PlainColumns:
+        """The rows of ``parts`` one after the other; all must have the same names and kinds."""
+        first = parts[0]
+        values = tuple(
+            tuple(chain.from_iterable(part.values[i] for part in parts))
+            for i in range(len(first.names))
+        )
+        return PlainColumns(first.names, first.kinds, values, sum(p.rows for p in parts))
+
+
+def _plain_columns(split: dict[str, Any], view: SignatureView) -> PlainColumns | None:
+    """The `PlainColumns` of ``split``, or None when it is not plain: then it takes the
+    general path, so no answer changes."""
     if not view.named or len(split) != 2:
         return None
     columns = split.get("columns")
     rows = split.get("data")
-    if type(columns) is not list or type(rows) is not list or not rows:
+    if type(columns) is not list or type(rows) is not list or not rows or not columns:
         return None
     specs = view.by_name()
     width = len(columns)
@@ -98,21 +153,11 @@ def _fast_split_frame(split: dict[str, Any], view: SignatureView) -> pd.DataFram
         return None
     if not all(type(row) is list and len(row) == width for row in rows):
         return None
-    built: dict[str, Any] = {}
-    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
-        column = _fast_column(values, specs[name])
-        if column is None:
-            return None
-        built[name] = column
-    index = pd.RangeIndex(len(rows))
-    frame: pd.DataFrame
-    if all(specs[name].kind == "double" for name in columns):
-        # One float64 block: a tenth of the cost of a frame built from a dict of columns.
-        block = np.column_stack(list(built.values()))
-        frame = pd.DataFrame(block, columns=pd.Index(columns), index=index, copy=False)
-    else:
-        frame = pd.DataFrame(built, index=index)
-    return frame
+    kinds = tuple(specs[name].kind for name in columns)
+    values = tuple(zip(*rows, strict=True))
+    if not all(_is_plain(v, k) for v, k in zip(values, kinds, strict=True)):
+        return None
+    return PlainColumns(tuple(columns), kinds, values, len(rows))
 
 
 def frame_from_records(records: Any, view: SignatureView) -> pd.DataFrame:

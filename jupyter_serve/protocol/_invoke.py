@@ -7,6 +7,7 @@ from typing import Any
 
 from jupyter_serve.errors import SchemaEnforcementError
 from jupyter_serve.protocol._errors import ScoringError
+from jupyter_serve.protocol._frames import PlainColumns
 from jupyter_serve.protocol._parsing import ScoringRequest, parse_invocation
 from jupyter_serve.protocol._rendering import render_predictions
 from jupyter_serve.protocol._responses import ScoringResponse
@@ -52,6 +53,13 @@ def prepare_input(model: Any, request: ScoringRequest) -> tuple[Any, dict[str, A
     except Exception as error:
         raise _model_error() from error
     return data, params
+
+
+def prepare_plain_columns(model: Any, columns: PlainColumns) -> Any:
+    """The model input of `PlainColumns` (one request's or a batch's): their DataFrame after
+    the model's schema enforcement, which raises as `prepare_input` does."""
+    frame = columns.to_frame()
+    return prepare_input(model, ScoringRequest(frame, None, True, columns.rows))[0]
 
 
 def run_prediction(model: Any, data: Any, params: dict[str, Any] | None) -> Any:

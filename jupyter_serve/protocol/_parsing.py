@@ -19,7 +19,12 @@ from jupyter_serve.protocol._errors import (
     invalid_input,
     unsupported_media_type,
 )
-from jupyter_serve.protocol._frames import frame_from_records, frame_from_split
+from jupyter_serve.protocol._frames import (
+    PlainColumns,
+    frame_from_records,
+    frame_from_split,
+    split_input,
+)
 from jupyter_serve.protocol._signature_view import SignatureView, signature_view
 from jupyter_serve.protocol._tensors import parse_inputs, parse_instances
 
@@ -47,23 +52,27 @@ class ScoringRequest:
     rows: int | None
 
 
-def parse_invocation(body: bytes, content_type: str | None, model: Any) -> ScoringRequest:
+def parse_invocation(
+    body: bytes, content_type: str | None, model: Any, *, keep_plain_columns: bool = False
+) -> ScoringRequest:
     """Parse one ``/invocations`` body for ``model``, or raise the ScoringError MLflow answers.
 
-    415 for the content-type rules, 400 for a body that cannot be read. Pure: no I/O, no
-    logging; thread-safe.
+    415 for the content-type rules, 400 for a body that cannot be read. With
+    ``keep_plain_columns``, a plain ``dataframe_split`` body without params (for a model
+    without a params schema) comes back as `PlainColumns`, not yet a DataFrame nor
+    schema-enforced: see `prepare_plain_columns`. Pure: no I/O, no logging; thread-safe.
     """
     media_type = media_type_of(content_type)
     view = signature_view(model)
     if media_type == JSON:
-        return _parse_json(body, view)
+        return _parse_json(body, view, keep_plain_columns)
     if media_type == CSV:
         return _request(_parse_csv(body, view), None)
     return _request(_parse_parquet(body), None)
 
 
 def _request(data: Any, params: dict[str, Any] | None, *, wrap: bool = True) -> ScoringRequest:
-    rows = len(data) if isinstance(data, pd.DataFrame) else None
+    rows = len(data) if isinstance(data, (pd.DataFrame, PlainColumns)) else None
     return ScoringRequest(data, params, wrap, rows)
 
 
@@ -98,7 +107,7 @@ def _checked_params(params: Any, view: SignatureView) -> dict[str, Any] | None:
     )
 
 
-def _parse_json(body: bytes, view: SignatureView) -> ScoringRequest:
+def _parse_json(body: bytes, view: SignatureView, keep_plain_columns: bool) -> ScoringRequest:
     document = _decode_object(body)
     if any(key in document for key in LLM_KEYS):
         llm_data = {k: v for k, v in document.items() if k not in view.param_names}
@@ -116,7 +125,10 @@ def _parse_json(body: bytes, view: SignatureView) -> ScoringRequest:
     value = document[key]
     data: Any
     if key == "dataframe_split":
-        data = frame_from_split(value, view)
+        if keep_plain_columns and params is None and not view.has_params_schema:
+            data = split_input(value, view)
+        else:
+            data = frame_from_split(value, view)
     elif key == "dataframe_records":
         data = frame_from_records(value, view)
     elif key == "instances":

@@ -27,8 +27,10 @@ from functools import partial
 from typing import Any
 
 from jupyter_serve.protocol import (
+    PlainColumns,
     ScoringError,
     ScoringResponse,
+    prepare_plain_columns,
     render_predictions,
     run_prediction,
 )
@@ -198,11 +200,13 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
 def merge_key(model: Any, data: Any, params: dict[str, Any] | None, wrap: bool) -> Hashable | None:
     """What must be equal for two requests to share one predict call; None if never.
 
-    Only DataFrames without params for a row-wise model merge, and only with frames of the
-    very same columns and dtypes, so that concatenating never casts a value.
+    Only DataFrames (or `PlainColumns`) without params for a row-wise model merge, and only
+    with inputs of the very same columns and dtypes, so that concatenating never casts a value.
     """
     if params or not wrap or not is_row_wise(model):
         return None
+    if isinstance(data, PlainColumns):
+        return (id(model), PlainColumns, data.names, data.kinds)
     import pandas as pd
 
     if not isinstance(data, pd.DataFrame) or data.columns.has_duplicates:
@@ -243,7 +247,10 @@ def predict_group(group: Sequence[_PendingPrediction]) -> list[ScoringResponse]:
 
 def _predict_alone(pending: _PendingPrediction) -> ScoringResponse:
     try:
-        predictions = run_prediction(pending.model, pending.data, pending.params)
+        data = pending.data
+        if isinstance(data, PlainColumns):
+            data = prepare_plain_columns(pending.model, data)
+        predictions = run_prediction(pending.model, data, pending.params)
         return pending.rendered(predictions)
     except ScoringError as error:
         return error.to_response()
@@ -256,9 +263,13 @@ def _predict_merged(group: Sequence[_PendingPrediction]) -> list[ScoringResponse
     import pandas as pd
 
     row_counts = [len(pending.data) for pending in group]
+    model = group[0].model
     try:
-        merged = pd.concat([pending.data for pending in group], ignore_index=True)
-        predictions = run_prediction(group[0].model, merged, group[0].params)
+        if isinstance(group[0].data, PlainColumns):
+            merged = prepare_plain_columns(model, PlainColumns.concat([p.data for p in group]))
+        else:
+            merged = pd.concat([pending.data for pending in group], ignore_index=True)
+        predictions = run_prediction(model, merged, group[0].params)
     except Exception:
         return None
     parts = split_rows(predictions, row_counts)

@@ -17,19 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tornado.http1connection import HTTP1Connection
+from tornado.httputil import HTTPHeaders
 from tornado.web import Application, RequestHandler, stream_request_body
 
 from jupyter_serve.protocol import (
-    ScoringError,
-    ScoringRequest,
     ScoringResponse,
     body_too_large_response,
     method_not_allowed_response,
     not_found_response,
-    parse_invocation,
     ping_response,
-    prepare_input,
-    timeout_response,
     version_response,
 )
 from jupyter_serve.server._batching import PredictionBatcher
@@ -45,9 +41,6 @@ logger = logging.getLogger("jupyter_serve.server")
 
 SECRET_HEADER = "X-Jupyter-Serve-Secret"
 STOP_ROUTE = "/-/jupyter-serve/stop"
-# Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
-# them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
-_INLINE_PARSE_BYTES = 256 * 1024
 _UNLIMITED = 2**62
 
 
@@ -101,8 +94,7 @@ class _ScoringHandler(RequestHandler):
             self._answer(forbidden_response())
             return
         limit = self._state.options.max_body_bytes
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        if declares_too_much(self.request.headers, limit):
             self._answer(body_too_large_response(limit))
             return
         # Tornado's own limit answers a bare 400 before data_received sees the chunk that
@@ -159,11 +151,7 @@ class _ScoringHandler(RequestHandler):
         return b"".join(self._body_chunks)
 
     def _has_secret(self) -> bool:
-        secret = self._state.options.secret
-        offered = self.request.headers.get(SECRET_HEADER)
-        if secret is None or offered is None:
-            return False
-        return hmac.compare_digest(offered.encode(), secret.encode())
+        return offers_secret(self.request.headers, self._state.options.secret)
 
     def _answer(self, response: ScoringResponse) -> None:
         self.set_status(response.status)
@@ -197,19 +185,36 @@ class _ScoringHandler(RequestHandler):
         self._record_finish(self.get_status())
 
     def _record_finish(self, status: int) -> None:
-        if not self._counted:
-            return
-        self._counted = False
-        latency = time.perf_counter() - self._started
-        self._state.metrics.request_finished(status, latency)
-        if self._state.options.log_requests:
-            logger.info(
-                "%s %s %d %.1f ms", self.request.method, self.request.path, status, latency * 1000
-            )
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s %d %.1f ms", self.request.method, self.request.path, status, latency * 1000
-            )
+        if self._counted:
+            self._counted = False
+            request = self.request
+            record_finish(self._state, request.method, request.path, status, self._started)
+
+
+def declares_too_much(headers: HTTPHeaders, limit: int) -> bool:
+    """Whether the request's Content-Length is over ``limit`` bytes."""
+    declared = headers.get("Content-Length")
+    return declared is not None and declared.strip().isdigit() and int(declared) > limit
+
+
+def offers_secret(headers: HTTPHeaders, secret: str | None) -> bool:
+    """Whether the request's headers carry the deployment's secret (never without one)."""
+    offered = headers.get(SECRET_HEADER)
+    if secret is None or offered is None:
+        return False
+    return hmac.compare_digest(offered.encode(), secret.encode())
+
+
+def record_finish(
+    state: ServingState, method: str | None, path: str, status: int, started: float
+) -> None:
+    """Count one answered request in the metrics, and log it when asked to."""
+    latency = time.perf_counter() - started
+    state.metrics.request_finished(status, latency)
+    if state.options.log_requests:
+        logger.info("%s %s %d %.1f ms", method, path, status, latency * 1000)
+    elif logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s %s %d %.1f ms", method, path, status, latency * 1000)
 
 
 class PingHandler(_ScoringHandler):
@@ -231,32 +236,6 @@ class NotFoundHandler(_ScoringHandler):
 
     async def respond(self) -> ScoringResponse:
         return not_found_response()
-
-
-class InvocationsHandler(_ScoringHandler):
-    allowed_methods = ("POST",)
-
-    async def respond(self) -> ScoringResponse:
-        state = self._state
-        served = state.current  # a swap from now on does not touch this request
-        body, content_type = self.body, self.request.headers.get("Content-Type")
-        deadline = self._started + state.options.timeout
-        try:
-            if len(body) <= _INLINE_PARSE_BYTES:
-                request, data, params = _parse_and_prepare(served.model, body, content_type)
-            else:
-                parsing = asyncio.get_running_loop().run_in_executor(
-                    state.executor, _parse_and_prepare, served.model, body, content_type
-                )
-                request, data, params = await asyncio.wait_for(
-                    asyncio.shield(parsing), _remaining(deadline)
-                )
-            answer = state.batcher.submit(served.model, data, params, wrap=request.wrap_predictions)
-            return await asyncio.wait_for(asyncio.shield(answer), _remaining(deadline))
-        except ScoringError as error:
-            return error.to_response()
-        except asyncio.TimeoutError:
-            return timeout_response(state.options.timeout)
 
 
 class StopHandler(_ScoringHandler):
@@ -281,14 +260,6 @@ def _call_safely(callback: Callable[[], None]) -> None:
         logger.exception("the remote-stop callback failed")
 
 
-def _parse_and_prepare(
-    model: Any, body: bytes, content_type: str | None
-) -> tuple[ScoringRequest, Any, dict[str, Any] | None]:
-    request = parse_invocation(body, content_type, model)
-    data, params = prepare_input(model, request)
-    return request, data, params
-
-
 def _open_inference_routes(state: ServingState) -> list[Any]:
     # Imported here: the V2 handlers build on this module's handler base.
     from jupyter_serve.server._open_inference_handlers import open_inference_routes
@@ -296,18 +267,14 @@ def _open_inference_routes(state: ServingState) -> list[Any]:
     return open_inference_routes(state)
 
 
-def _remaining(deadline: float) -> float:
-    return max(0.0, deadline - time.perf_counter())
-
-
 def make_application(state: ServingState) -> Application:
-    """The Tornado application of one deployment: MLflow's and the Open Inference Protocol's
-    routes, plus the remote-stop control route when the deployment has a secret."""
+    """The Tornado application of one deployment's routes but ``/invocations`` (see
+    `_invocations.make_router`): MLflow's others and the Open Inference Protocol's, plus the
+    remote-stop control route when the deployment has a secret."""
     routes: list[Any] = [
         (r"/ping", PingHandler, {"state": state}),
         (r"/health", PingHandler, {"state": state}),
         (r"/version", VersionHandler, {"state": state}),
-        (r"/invocations", InvocationsHandler, {"state": state}),
         *_open_inference_routes(state),
     ]
     if state.options.secret is not None:

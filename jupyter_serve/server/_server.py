@@ -25,7 +25,8 @@ from tornado.netutil import bind_sockets
 
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.server._batching import PredictionBatcher
-from jupyter_serve.server._handlers import ServedModel, ServingState, make_application
+from jupyter_serve.server._handlers import ServedModel, ServingState
+from jupyter_serve.server._invocations import ScoringRoutes
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
 
@@ -201,7 +202,7 @@ class ScoringServer:
             executor=executor,
             on_remote_stop=self._on_remote_stop,
         )
-        http_server = HTTPServer(make_application(state), max_body_size=options.max_body_bytes)
+        http_server = HTTPServer(ScoringRoutes(state), max_body_size=options.max_body_bytes)
         self._stop_requested = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._state = state
