@@ -43,6 +43,11 @@ def _encode_other(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# json.dumps(..., default=...) would build an encoder per call; this one is reused (encoding
+# keeps no state between calls).
+_ENCODER = json.JSONEncoder(default=_encode_other)
+
+
 def jsonable_predictions(predictions: Any) -> Any:
     """MLflow's ``_get_jsonable_obj``: arrays to lists, frames and series to row records."""
     if isinstance(predictions, np.ndarray):
@@ -64,7 +69,7 @@ def render_predictions(predictions: Any, *, wrap: bool) -> ScoringResponse:
     if wrap:
         payload = {"predictions": payload}
     try:
-        body = json.dumps(payload, default=_encode_other)
+        body = _ENCODER.encode(payload)
     except (TypeError, ValueError) as error:
         raise ScoringError(
             500,

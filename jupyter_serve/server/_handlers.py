@@ -1,4 +1,6 @@
-"""The Tornado application: thin handlers passing bytes and headers to the protocol functions.
+"""The Tornado application of every route but ``/invocations`` (`_invocations.py`, the hot
+path): thin handlers passing bytes and headers to the protocol functions, and the pieces both
+share (limits, secret, metrics).
 
 Every handler streams its body (`stream_request_body`), so the body limit is checked on the
 Content-Length header before a byte of the body is read, and on the running total for chunked
