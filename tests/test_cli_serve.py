@@ -193,6 +193,9 @@ def test_unbindable_host_is_one_clear_line(registry_dir: Path) -> None:
         (["--env-manager", "nosuch"], "nosuch"),
         (["--install-mlflow"], "--install-mlflow"),
         (["--enable-mlserver"], "--enable-mlserver"),
+        (["--max-batch-size", "0"], "--max-batch-size"),
+        (["--max-batch-wait", "-5"], "--max-batch-wait"),
+        (["-t", "1", "--max-batch-wait", "2000"], "--max-batch-wait"),
     ],
 )
 def test_unsupported_options_are_refused_clearly(

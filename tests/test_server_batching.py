@@ -162,3 +162,52 @@ def test_merged_probabilities_are_split_back_row_for_row(
         got = np.array(response.json()["predictions"])
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_max_batch_wait_gathers_requests_until_the_batch_is_full(
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    model = CallRecordingClassifier().fit(*training)
+    model.gate.set()
+    reference = LogisticRegression().fit(*training)
+    # A wait far longer than the clients' timeout: they are answered only because a full
+    # batch does not wait.
+    options = ServerOptions(port=0, max_batch_size=3, max_batch_wait=120.0, timeout=300)
+    server = ScoringServer(from_object(model), options, model_uri="test:/waiting")
+    server.start()
+    bodies = _requests_of_mixed_sizes(3)
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            sent = [
+                pool.submit(
+                    requests.post,
+                    server.url + "/invocations",
+                    json={"dataframe_split": {"columns": COLUMNS, "data": rows}},
+                    timeout=20,
+                )
+                for rows in bodies
+            ]
+            responses = [future.result() for future in sent]
+    finally:
+        server.stop()
+    for rows, response in zip(bodies, responses, strict=True):
+        expected = reference.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+        assert response.json() == {"predictions": expected}
+    assert len(model.calls) == 1
+    assert len(model.calls[0]) == sum(len(rows) for rows in bodies)
+
+
+def test_a_lone_request_is_answered_once_its_batch_wait_is_over(
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    model = CallRecordingClassifier().fit(*training)
+    model.gate.set()
+    options = ServerOptions(port=0, max_batch_wait=0.2)
+    server = ScoringServer(from_object(model), options, model_uri="test:/waiting")
+    server.start()
+    try:
+        response = _post_rows(server.url, [[0.1, 0.2, 0.3]])
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert model.calls == [[0.1]]

@@ -1,8 +1,9 @@
 """Predictions off the IO loop, with the requests that arrive together merged into one call.
 
 A model costs far less per row in one call on many rows than in many one-row calls, so the
-batcher queues prepared requests and, on the next loop tick (no fixed wait: nothing is added
-to a lone request's latency), hands what is queued to a prediction thread. Requests whose
+batcher queues prepared requests and, on the next loop tick (by default no fixed wait: nothing
+is added to a lone request's latency; ``max_wait`` lets requests wait that long for others
+unless a full batch is queued first), hands what is queued to a prediction thread. Requests whose
 inputs are DataFrames with the same columns and dtypes, no params, for the same row-wise
 model, are concatenated into one ``predict_prepared`` call and the predictions split back by
 row counts. That is the same answer as predicting each request alone; wherever it could not
@@ -76,17 +77,22 @@ class PredictionBatcher:
         *,
         max_batch_size: int,
         max_concurrent: int,
+        max_wait: float = 0.0,
         overdue_after: float | None = None,
         max_overdue: int = 0,
         on_queue_depth: Callable[[int], None] | None = None,
     ) -> None:
-        """``max_concurrent`` predictions run at once; one running longer than
-        ``overdue_after`` seconds frees its slot, as long as at most ``max_overdue`` do (the
-        executor needs ``max_concurrent + max_overdue`` threads). ``on_queue_depth`` hears how
-        many requests wait for a prediction thread whenever that changes."""
+        """``max_concurrent`` predictions run at once, of at most ``max_batch_size`` requests;
+        a queued request waits up to ``max_wait`` seconds for others to join it. One running
+        longer than ``overdue_after`` seconds frees its slot, as long as at most
+        ``max_overdue`` do (the executor needs ``max_concurrent + max_overdue`` threads).
+        ``on_queue_depth`` hears how many requests wait for a prediction thread whenever that
+        changes."""
         self._executor = executor
         self._max_batch_size = max(1, max_batch_size)
         self._max_concurrent = max(1, max_concurrent)
+        self._max_wait = max(0.0, max_wait)
+        self._wait_timer: asyncio.TimerHandle | None = None
         self._overdue_after = overdue_after
         self._max_overdue = max_overdue
         self._queue: deque[_PendingPrediction] = deque()
@@ -120,13 +126,18 @@ class PredictionBatcher:
         )
         self._queue.append(pending)
         self._report_queue_depth()
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        if self._max_wait > 0 and len(self._queue) < self._max_batch_size:
+            if self._wait_timer is None and not self._flush_scheduled:
+                self._wait_timer = loop.call_later(self._max_wait, self._flush)
+        else:
+            self._schedule_flush()
         return pending.answer
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
         loop = asyncio.get_running_loop()
         while self._queue and self._running < self._max_concurrent:
             job = _Job(self._take_group())

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jupyter_serve.errors import DeploymentError, JupyterServeError
+from jupyter_serve.server._options import ServerOptions
 
 _SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
@@ -89,6 +90,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enable-mlserver", action="store_true", help="not supported yet")
     parser.add_argument(
         "--log-requests", action="store_true", help="log every request (costs throughput)"
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=ServerOptions.max_batch_size,
+        metavar="N",
+        help="merge at most N queued requests into one predict call; 1 turns merging off "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-wait",
+        type=float,
+        default=ServerOptions.max_batch_wait * 1000,
+        metavar="MS",
+        help="let a request wait up to MS milliseconds for others to share its predict call "
+        "(default: 0, no added latency)",
     )
 
 
@@ -164,6 +181,15 @@ def _refuse_unsupported(args: argparse.Namespace) -> None:
         )
     if not 0 <= args.port <= 65535:
         raise DeploymentError(f"--port must be between 0 and 65535, got {args.port}.")
+    if args.max_batch_size < 1:
+        raise DeploymentError(
+            f"--max-batch-size must be at least 1 (1 turns merging off), got {args.max_batch_size}."
+        )
+    if not 0 <= args.max_batch_wait <= args.timeout * 1000:
+        raise DeploymentError(
+            "--max-batch-wait must be between 0 and the timeout, in milliseconds, got "
+            f"{args.max_batch_wait}."
+        )
 
 
 def _configure_logging(log_requests: bool) -> None:
@@ -175,7 +201,6 @@ def _configure_logging(log_requests: bool) -> None:
 
 def _start_server(args: argparse.Namespace) -> Any:
     from jupyter_serve.registry import resolve_model_uri
-    from jupyter_serve.server._options import ServerOptions
 
     isolated = args.env_manager not in (None, "local")
     if isolated:
@@ -190,6 +215,8 @@ def _start_server(args: argparse.Namespace) -> Any:
         timeout=args.timeout,
         workers=args.workers,
         log_requests=args.log_requests,
+        max_batch_size=args.max_batch_size,
+        max_batch_wait=args.max_batch_wait / 1000,
     )
     if args.workers > 1 or isolated:
         from jupyter_serve.server._workers import WorkerPool

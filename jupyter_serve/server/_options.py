@@ -28,6 +28,9 @@ class ServerOptions:
     # Requests queued together are merged into one predict call of at most this many
     # requests (when provably the same answer); 1 turns merging off.
     max_batch_size: int = 64
+    # Seconds a request may wait for others to join its batch (unless the batch fills first);
+    # 0 flushes on the next loop tick, adding no latency.
+    max_batch_wait: float = 0.0
     # Predictions (merged or not) computed at the same time; more queue up and merge.
     prediction_threads: int = 2
     # Share the port with other processes (SO_REUSEPORT): how worker processes listen.

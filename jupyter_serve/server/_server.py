@@ -194,6 +194,7 @@ class ScoringServer:
             batcher=PredictionBatcher(
                 executor,
                 max_batch_size=options.max_batch_size,
+                max_wait=options.max_batch_wait,
                 max_concurrent=options.prediction_threads,
                 overdue_after=options.timeout,
                 max_overdue=_SPARE_PREDICTION_THREADS,
