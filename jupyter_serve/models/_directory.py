@@ -14,13 +14,12 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from jupyter_serve.errors import InvalidModelError, MissingDependencyError
 from jupyter_serve.models import _artifacts
-from jupyter_serve.models._loaded import LoadedModel, require_predict
 from jupyter_serve.models._mlmodel import (
     MLFLOW_COMPATIBLE_VERSION,
     MLMODEL,
@@ -32,7 +31,9 @@ from jupyter_serve.models._mlmodel import (
     write_example,
 )
 from jupyter_serve.models._schema import ModelSignature
-from jupyter_serve.models._signing import signature_for
+
+if TYPE_CHECKING:
+    from jupyter_serve.models._loaded import LoadedModel
 
 _SKLEARN_LOADER = "mlflow.sklearn"
 
@@ -62,6 +63,8 @@ def _write_model(
             f"unknown serialization_format {serialization_format!r}; expected one of "
             f"{list(_artifacts.FORMATS)} or None (skops when it can hold the model)."
         )
+    from jupyter_serve.models._signing import signature_for
+
     document: dict[str, Any] = {}
     if input_example is not None:
         document["saved_input_example_info"] = write_example(directory, input_example)
@@ -125,6 +128,8 @@ def save_model(
     The directory appears whole or not at all. Raises InvalidModelError when the model has no
     ``predict`` (or no ``pyfunc_predict_fn``) or cannot be serialized, and when ``path`` exists.
     """
+    from jupyter_serve.models._loaded import require_predict
+
     require_predict(model)
     if not callable(getattr(model, pyfunc_predict_fn, None)):
         raise InvalidModelError(
@@ -226,6 +231,9 @@ def load_model(path: str | Path) -> LoadedModel:
             f"{directory / MLMODEL} has neither a python_function nor an sklearn flavor; "
             "expected a model MLflow can serve. Save it with a python_function flavor."
         )
+    # Only now pandas and the enforcement code: the model's own libraries were imported first.
+    from jupyter_serve.models._loaded import LoadedModel
+
     example, serving = read_example(directory, document.get("saved_input_example_info"), signature)
     return LoadedModel(
         raw_model,

@@ -13,8 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+# No pandas here (it is imported where examples are built): reading an MLmodel file must not
+# import it, so that load_model can import the model's own libraries first (_artifacts._skops_io).
 import numpy as np
-import pandas as pd
 import yaml
 
 from jupyter_serve.errors import InvalidModelError
@@ -107,7 +108,7 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+    if isinstance(value, (dt.date, dt.datetime)):  # pandas.Timestamp is a datetime
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -140,6 +141,8 @@ def example_payloads(example: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]
     ``example`` may be ``(data, params)``. Raises InvalidModelError for an example of a type
     MLflow cannot store.
     """
+    import pandas as pd
+
     example, params = split_example(example)
     info: dict[str, Any] = {"artifact_path": INPUT_EXAMPLE}
     if params:
@@ -215,6 +218,8 @@ def read_example(
     kind = info.get("type")
     example: Any = stored
     if kind == "dataframe":
+        import pandas as pd
+
         example = pd.DataFrame(stored.get("data", []), columns=stored.get("columns"))
         serving = serving or {"dataframe_split": stored}
     elif kind == "ndarray":
