@@ -89,3 +89,25 @@ def test_skops_trusts_the_same_types_whatever_was_imported_before_it(
         in trusted["SKLEARN_ESTIMATOR_TYPE_NAMES"]
     )
     assert len(trusted["SCIPY_UFUNC_TYPE_NAMES"]) > 100
+
+
+def test_serving_from_the_embedded_registry_imports_no_mlflow_client_nor_environments(
+    product_python: Path, skops_model_dir: Path
+) -> None:
+    from conftest import run_python
+
+    from jupyter_serve.registry import register_model
+
+    register_model(skops_model_dir, "spam", stage="Production")
+    script = (
+        "import sys\n"
+        "from jupyter_serve._deployments import load_uri\n"
+        "source = load_uri('models:/spam/Production')\n"
+        "print(source.model.predict(['claim your free prize'])[0])\n"
+        "print(sorted(m for m in ('jupyter_serve.registry._mlflow', 'jupyter_serve.environments')"
+        " if m in sys.modules))\n"
+    )
+    prediction, unneeded = run_python(product_python, script).strip().splitlines()
+
+    assert prediction == "spam"
+    assert unneeded == "[]"

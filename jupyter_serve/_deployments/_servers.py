@@ -112,9 +112,9 @@ def start_server(
 
     Raises ``DeploymentError`` (port in use, host not bindable, ...); nothing is left running.
     """
-    from jupyter_serve.server import ScoringServer, WorkerPool
-
     if options.workers == 1 and python is None:
+        from jupyter_serve.server import ScoringServer
+
         server = ScoringServer(
             source.model,
             options,
@@ -128,6 +128,8 @@ def start_server(
             server.stop()
             raise
         return server
+    from jupyter_serve.server import WorkerPool
+
     path, temporary = _model_directory(source)
     pool = WorkerPool(
         path,

@@ -44,14 +44,17 @@ def load_uri(uri: str, env_manager: str = "local") -> ModelSource:
     For another ``env_manager`` than local the model is described, not loaded: it runs (and
     may only load) in its own environment.
     """
-    from jupyter_serve.environments import describe_model
-    from jupyter_serve.models import load_model
     from jupyter_serve.registry import resolve_model_uri
 
     resolved = resolve_model_uri(uri)
+    model: LoadedModel
     if env_manager == "local":
+        from jupyter_serve.models import load_model
+
         model = load_model(resolved.path)
     else:
+        from jupyter_serve.environments import describe_model
+
         model = describe_model(resolved.path, env_manager)
     version = None if resolved.version is None else str(resolved.version)
     label = resolved.name or Path(os.fspath(resolved.path)).name

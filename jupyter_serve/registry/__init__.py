@@ -15,12 +15,12 @@ import contextvars
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jupyter_serve._lazy import lazy_attributes
 from jupyter_serve.registry._artifacts import signature_summary
 from jupyter_serve.registry._embedded import REGISTRY_ENV, EmbeddedRegistry, default_registry_root
 from jupyter_serve.registry._lookup import resolve_local_path
-from jupyter_serve.registry._mlflow import MlflowRegistry
 from jupyter_serve.registry._mlflow_cache import CACHE_ENV as MLFLOW_CACHE_ENV
 from jupyter_serve.registry._types import (
     ModelVersion,
@@ -31,6 +31,15 @@ from jupyter_serve.registry._types import (
     validate_model_name,
 )
 from jupyter_serve.uris import LocalPathRef, parse_model_uri
+
+if TYPE_CHECKING:
+    from jupyter_serve.registry._mlflow import MlflowRegistry
+
+# The MLflow backend (its REST client, urllib.request, ...) is imported only when a registry
+# URI asks for it: serving from the embedded registry never needs it.
+__getattr__ = lazy_attributes(
+    __name__, {"MlflowRegistry": "jupyter_serve.registry._mlflow"}, globals()
+)
 
 __all__ = [
     "MLFLOW_CACHE_ENV",
@@ -90,13 +99,15 @@ def default_registry(registry_uri: str | None = None) -> Registry:
     yet); a database URI without the mlflow package raises ``MissingDependencyError`` at once.
     """
     explicit = registry_uri or _scoped_registry_uri.get()
+    chosen = explicit or registry_uri_from_environment()
+    if not chosen:
+        return EmbeddedRegistry(default_registry_root())
+    from jupyter_serve.registry._mlflow import MlflowRegistry
+
     if explicit:
         return MlflowRegistry(explicit)
-    from_environment = registry_uri_from_environment()
-    if from_environment:
-        tracking = os.environ.get("MLFLOW_TRACKING_URI", "").strip() or None
-        return MlflowRegistry(from_environment, tracking_uri=tracking)
-    return EmbeddedRegistry(default_registry_root())
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "").strip() or None
+    return MlflowRegistry(chosen, tracking_uri=tracking)
 
 
 def resolve_model_uri(
