@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks.agreement import collect_predictions, count_mismatches
 from benchmarks.outcome import MeasurementUnavailable
-from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, ServerResult
+from benchmarks.results import ECHO, FLOOR, MLFLOW, OURS, OURS_WORKERS, ServerResult
 from benchmarks.servers import (
     RunningServer,
     free_port,
@@ -43,6 +43,7 @@ def server_commands(mlflow_python: Path, model_dir: Path, port: int) -> dict[str
         OURS: ours_base,
         OURS_WORKERS: [*ours_base, "-w", "2"],
         ECHO: [sys.executable, "-m", "benchmarks.echo_server", str(port)],
+        FLOOR: [sys.executable, "-m", "benchmarks.floor_server", str(port)],
     }
 
 
@@ -149,8 +150,8 @@ class LoadBenchmark:
         )
 
     def _check_predictions(self, result: ServerResult, port: int) -> None:
-        if result.key == ECHO:
-            return
+        if result.key in (ECHO, FLOOR):
+            return  # neither predicts with the model
         try:
             predictions = collect_predictions(port, self._emails)
         except MeasurementUnavailable as error:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from benchmarks.kernel_bench import KernelResults, LatencySample
 from benchmarks.results import (
     ECHO,
+    FLOOR,
     MLFLOW,
     OURS,
     OURS_WORKERS,
@@ -291,7 +292,7 @@ def _kernel_lines(kernel: KernelResults) -> list[str]:
 def _cold_start_lines(results: BenchResults) -> list[str]:
     lines = []
     for server in results.servers.values():
-        if server.key == ECHO:
+        if server.key in (ECHO, FLOOR):
             continue
         figure = NOT_AVAILABLE if server.cold_start_s is None else f"{server.cold_start_s:.2f} s"
         lines.append(f"- {server.label}: {figure}")

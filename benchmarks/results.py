@@ -11,12 +11,14 @@ MLFLOW = "mlflow"
 OURS = "ours"
 OURS_WORKERS = "ours_w2"
 ECHO = "echo"
+FLOOR = "floor"
 
 SERVER_LABELS = {
     MLFLOW: "mlflow models serve (1 worker)",
     OURS: "jupyter-serve (1 process)",
     OURS_WORKERS: "jupyter-serve -w 2",
     ECHO: "bare Tornado JSON echo",
+    FLOOR: "jupyter-serve, model that does no work",
 }
 
 

@@ -23,7 +23,7 @@ from benchmarks.load_bench import CONNECTIONS, LoadBenchmark
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.plot import plot_throughput
 from benchmarks.report import render_markdown, server_summary
-from benchmarks.results import ECHO, MLFLOW, OURS, OURS_WORKERS, BenchResults
+from benchmarks.results import ECHO, FLOOR, MLFLOW, OURS, OURS_WORKERS, BenchResults
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MLFLOW_PYTHON = REPO_ROOT / ".venv-mlflow" / "bin" / "python"
@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=Path(os.environ.get("JUPYTER_SERVE_MLFLOW_PYTHON", DEFAULT_MLFLOW_PYTHON)),
     )
-    parser.add_argument("--only", nargs="*", choices=(MLFLOW, OURS, OURS_WORKERS, ECHO, "kernel"))
+    server_keys = (MLFLOW, OURS, OURS_WORKERS, ECHO, FLOOR)
+    parser.add_argument("--only", nargs="*", choices=(*server_keys, "kernel"))
     args = parser.parse_args(argv)
-    selected = set(args.only or (MLFLOW, OURS, OURS_WORKERS, ECHO, "kernel"))
+    selected = set(args.only or (*server_keys, "kernel"))
     started = time.perf_counter()
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="jupyter-serve-bench-") as scratch:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         _log(f"building the model with {args.mlflow_python}")
         build_model(args.mlflow_python, work_dir)
         load = LoadBenchmark(args.mlflow_python, work_dir, args.duration, args.repeats)
-        keys = [key for key in (MLFLOW, OURS, OURS_WORKERS, ECHO) if key in selected]
+        keys = [key for key in server_keys if key in selected]
         servers = load.run(keys, log=_log)
         for server in servers.values():
             _log(server_summary(server))

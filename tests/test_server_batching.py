@@ -211,3 +211,37 @@ def test_a_lone_request_is_answered_once_its_batch_wait_is_over(
         server.stop()
     assert response.status_code == 200
     assert model.calls == [[0.1]]
+
+
+class DeclaredRowWiseModel:
+    """Not scikit-learn, but says its rows are independent; records and holds its calls."""
+
+    row_wise = True
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: list[list[float]] = []
+
+    def predict(self, X: Any) -> Any:
+        self.calls.append(X["a"].tolist())
+        if not self.gate.wait(30):
+            raise RuntimeError("the test never opened the gate")
+        return (X["a"] > 0).astype(int).to_numpy()
+
+
+def test_a_model_that_declares_row_wise_gets_merged_calls() -> None:
+    model = DeclaredRowWiseModel()
+    example = pd.DataFrame([[0.5, 1.0, -1.0]], columns=COLUMNS)
+    server = ScoringServer(
+        from_object(model, input_example=example), ServerOptions(port=0), model_uri="test:/own"
+    )
+    server.start()
+    bodies = _requests_of_mixed_sizes(10)
+    try:
+        responses = _send_while_gated(server, model, bodies)  # type: ignore[arg-type]
+    finally:
+        model.gate.set()
+        server.stop()
+    for rows, response in zip(bodies, responses, strict=True):
+        assert response.json() == {"predictions": [int(row[0] > 0) for row in rows]}
+    assert len(model.calls) < len(bodies)

@@ -228,13 +228,15 @@ def merge_key(model: Any, data: Any, params: dict[str, Any] | None, wrap: bool) 
 def is_row_wise(model: Any) -> bool:
     """Whether each output row of the model depends on its input row alone.
 
-    A model may say so with a boolean ``row_wise`` attribute; otherwise scikit-learn
-    estimators (and their subclasses) are, since predict, predict_proba, ... are per-sample
-    by the library's contract; nothing else is assumed to be.
+    A model (or the object it serves, its ``raw_model``) may say so with a boolean
+    ``row_wise`` attribute; otherwise scikit-learn estimators (and their subclasses) are,
+    since predict, predict_proba, ... are per-sample by the library's contract; nothing else
+    is assumed to be.
     """
-    declared = getattr(model, "row_wise", None)
-    if isinstance(declared, bool):
-        return declared
+    for declaring in (model, getattr(model, "raw_model", None)):
+        declared = getattr(declaring, "row_wise", None)
+        if isinstance(declared, bool):
+            return declared
     flavors = getattr(model, "flavors", None) or {}
     loader = (flavors.get("python_function") or {}).get("loader_module")
     if loader not in (None, "mlflow.sklearn"):
