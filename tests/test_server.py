@@ -141,6 +141,37 @@ def test_one_keep_alive_connection_carries_many_answers(
     assert ping.status_code == 200
 
 
+def test_a_body_too_big_to_parse_on_the_loop_gets_its_predictions(
+    server: ScoringServer, classifier: LogisticRegression
+) -> None:
+    # Over 256 KiB: parsed on a prediction thread rather than the IO loop.
+    rows = [[float(i % 97), float(i % 13) + 0.123456789] for i in range(15_000)]
+    body = json.dumps(_split_body(rows)).encode()
+    assert len(body) > 256 * 1024
+    response = requests.post(
+        server.url + "/invocations",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    expected = classifier.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
+    assert response.json() == {"predictions": expected}
+
+
+def test_a_client_gone_mid_body_is_not_left_in_flight(server: ScoringServer) -> None:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            b'{"dataframe_split": '
+        )
+        _wait_until(lambda: server.metrics.snapshot()["in_flight"] == 1)
+    _wait_until(lambda: server.metrics.snapshot()["in_flight"] == 0)
+    assert requests.get(server.url + "/ping", timeout=10).status_code == 200
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_unknown_path_gets_404(server: ScoringServer, method: str) -> None:
     response = requests.request(method, server.url + "/predict", timeout=10)
