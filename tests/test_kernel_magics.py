@@ -124,6 +124,23 @@ def test_serve_a_registered_model_on_a_chosen_port(kernel: Kernel) -> None:
     )
 
 
+def test_serve_leaves_garbage_collection_as_it_found_it(kernel: Kernel) -> None:
+    kernel.ok('register_model(clf, "gc-check")')
+
+    served = kernel.ok(
+        "import gc\n%serve models:/gc-check/latest --name gc-on\nprint(gc.isenabled())"
+    )
+    refused = kernel.run("%serve models:/no-such-model/1")
+    after_error = kernel.ok("print(gc.isenabled())")
+    kept_off = kernel.ok(
+        "gc.disable()\n%serve clf --name gc-off\nprint(gc.isenabled())\ngc.enable()"
+    )
+
+    assert served.stdout.split()[-1] == "True"
+    assert "no-such-model" in refused.stderr and after_error.stdout.split()[-1] == "True"
+    assert kept_off.stdout.split()[-1] == "False"
+
+
 def test_a_variable_holding_a_uri_serves_that_uri(kernel: Kernel) -> None:
     kernel.ok('version = register_model(clf, "ham-filter")\nuri = f"models:/ham-filter/{version}"')
 

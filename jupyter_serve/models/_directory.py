@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from jupyter_serve._gc_pause import gc_paused
 from jupyter_serve.errors import InvalidModelError, MissingDependencyError
 from jupyter_serve.models import _artifacts
 from jupyter_serve.models._mlmodel import (
@@ -196,7 +197,11 @@ def load_model(path: str | Path) -> LoadedModel:
     model file, or an unknown serialization format; MissingDependencyError when the model needs
     MLflow's own loader and MLflow is not installed.
     """
-    directory = Path(path).absolute()
+    with gc_paused():
+        return _load_model(Path(path).absolute())
+
+
+def _load_model(directory: Path) -> LoadedModel:
     document = read_mlmodel(directory)
     flavors: dict[str, Any] = document["flavors"]
     pyfunc = flavors.get("python_function") or {}
