@@ -37,6 +37,16 @@ def test_a_pause_keeps_collection_off_when_the_user_turned_it_off() -> None:
     assert not gc.isenabled()
 
 
+def test_what_a_pause_allocated_is_collected_before_it_returns() -> None:
+    with gc_paused():
+        kept = [[index] for index in range(100_000)]  # tracked objects, as imports make
+
+    oldest = gc.get_objects(generation=2)
+
+    # Otherwise later automatic collections (in the middle of requests) would traverse them.
+    assert any(item is kept for item in oldest)
+
+
 def test_collection_resumes_after_a_load_and_after_a_failed_one(tmp_path: Path) -> None:
     model_dir = save_model(DummyClassifier().fit([[0], [1]], [0, 1]), tmp_path / "dummy")
     loaded = load_model(model_dir)
