@@ -47,6 +47,24 @@ def test_what_a_pause_allocated_is_collected_before_it_returns() -> None:
     assert any(item is kept for item in oldest)
 
 
+def test_a_pause_ends_with_exactly_one_collection() -> None:
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with gc_paused():
+            kept = [[index] for index in range(100_000)]
+    finally:
+        gc.callbacks.remove(count)
+
+    assert len(collections) == 1, f"collections of generations {collections}"
+    assert len(kept) == 100_000
+
+
 def test_collection_resumes_after_a_load_and_after_a_failed_one(tmp_path: Path) -> None:
     model_dir = save_model(DummyClassifier().fit([[0], [1]], [0, 1]), tmp_path / "dummy")
     loaded = load_model(model_dir)
