@@ -1,11 +1,10 @@
 """Cyclic garbage collection paused while a model and its libraries load.
 
-Loading pandas, scikit-learn, skops and a model allocates about a million long-lived objects.
-Each automatic collection on the way traverses again those already allocated (about 400
-collections, two of them full): ~0.17 s of `%serve` in a fresh kernel. Paused, then caught up
-with one collection at the end (~0.1 s), the same objects are traversed once. Reference
-counting frees memory as usual meanwhile; only cyclic garbage waits, for the second or two of
-the pause.
+Loading a skops model into a fresh kernel imports pandas, all of scikit-learn and skops:
+about a million long-lived objects. Each automatic collection on the way traverses again
+those already allocated (about 400 collections, two of them full): ~0.17 s. Paused, then
+caught up with one full collection (~0.1 s), they are traversed once. Reference counting frees
+memory as usual meanwhile; only cyclic garbage waits, for the second or so of the load.
 """
 
 from __future__ import annotations
@@ -20,8 +19,15 @@ from collections.abc import Iterator
 def gc_paused() -> Iterator[None]:
     """No automatic cyclic garbage collection in the process while the block runs; afterwards
     it is enabled again if it was enabled before (so pauses nest, and a user's ``gc.disable()``
-    is kept), after collecting what the pause deferred. Threads share this switch: code that
-    toggles ``gc`` in another thread during the block may see its change undone."""
+    is kept). Threads share this switch: code that toggles ``gc`` in another thread during the
+    block may see its change undone.
+
+    When the block grew the heap by more than a quarter, a full collection runs before
+    collection resumes: CPython runs one once the objects added since the last outnumber a
+    quarter of those that survived it, so it would have run (at least) one during the block.
+    Done now, it lands here rather than in the middle of a later request. After a smaller
+    block, collection simply resumes (the deferred young collections are small).
+    """
     was_enabled = gc.isenabled()
     blocks_before = sys.getallocatedblocks()
     gc.disable()
@@ -29,16 +35,8 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            # Collected before enabling: else the first allocation would already run an
-            # automatic pass over everything the pause allocated, and the catch-up a second.
-            _catch_up(blocks_before)
+            # Collected before enabling: else another thread's next allocation would first run
+            # an automatic pass over everything the block allocated.
+            if sys.getallocatedblocks() - blocks_before > blocks_before // 4:
+                gc.collect()
             gc.enable()
-
-
-def _catch_up(blocks_before: int) -> None:
-    # Now, rather than as a pause in the middle of the first requests. CPython runs a full
-    # collection once the objects added since the last one outnumber a quarter of those that
-    # survived it: after a heap grown by more than that, one full collection is what it would
-    # have run anyway (at least once); otherwise the young generations suffice.
-    grown = sys.getallocatedblocks() - blocks_before
-    gc.collect(2 if grown > blocks_before // 4 else 1)

@@ -6,7 +6,6 @@ A mistake the user can fix (an unknown variable, a busy port, ...) is shown as o
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
@@ -17,7 +16,6 @@ from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
-from jupyter_serve._gc_pause import gc_paused
 from jupyter_serve.errors import JupyterServeError
 
 __all__ = ["ServeMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -111,16 +109,11 @@ class ServeMagics(Magics):
 
         Returns once the server answers /ping, and shows its URL and a ready-to-paste curl.
         """
-        args = parse_argstring(self.serve, line)
-        # An environment build can take minutes: collection pauses only for in-kernel loading.
-        with gc_paused() if args.env_manager == "local" else contextlib.nullcontext():
-            self._serve(args)
-
-    def _serve(self, args: Any) -> None:
         from jupyter_serve._deployments import ModelSource, load_uri, serve_source, wrap_object
         from jupyter_serve._deployments._display import ServeSummary
         from jupyter_serve.registry import registry_uri_scope
 
+        args = parse_argstring(self.serve, line)
         user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         try:
             source: ModelSource
