@@ -28,8 +28,8 @@ def _skops_io() -> Any:
     try:
         # Before skops: on its first import skops names every scipy.special ufunc by scanning
         # sys.modules in order for each one (230 of them), so each module imported before
-        # scipy.special costs it time. Imported after pandas and the server, the scan takes
-        # ~0.3 s in a kernel; imported first, about half that. Same modules, same trust list.
+        # scipy.special costs it time. After pandas, the scan took ~0.3 s in a fresh kernel;
+        # before it, about half that. Same modules, same trust lists.
         importlib.import_module("scipy.special")
         import skops.io
     except ImportError as error:  # pragma: no cover - skops is a dependency
