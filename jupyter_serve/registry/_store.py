@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def journal_mode_for(root: Path, mounts_text: str | None = None) -> str:
     return "DELETE" if fstype.lower() in _NETWORK_FILESYSTEMS else "WAL"
 
 
+def _set_journal_mode(connection: sqlite3.Connection, mode: str) -> None:
+    # Switching a new database to WAL needs an exclusive lock, and while another connection
+    # is switching it too SQLite says "locked" at once, without waiting in its busy handler
+    # (seen with two kernels, or threads, using a new registry at the same moment): retry.
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute(f"PRAGMA journal_mode={mode}")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
 class RegistryDatabase:
     """The metadata database of one registry directory. Thread-safe; process-safe."""
 
@@ -101,7 +117,7 @@ class RegistryDatabase:
         if not self.root.is_dir():
             raise unwritable_error(self.root, NotADirectoryError("it is not a directory"))
         with self._connection() as connection:
-            self._run(connection, f"PRAGMA journal_mode={journal_mode_for(self.root)}")
+            _set_journal_mode(connection, journal_mode_for(self.root))
             self._run(connection, "BEGIN IMMEDIATE")
             try:
                 # executescript() would commit first; one statement at a time stays atomic.
