@@ -98,6 +98,20 @@ class ServeMagics(Magics):
         "embedded registry.",
     )
     @argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="Merge at most this many queued requests into one predict call (default 64; 1 "
+        "never merges).",
+    )
+    @argument(
+        "--max-batch-wait",
+        type=float,
+        default=0.0,
+        help="Milliseconds a request may wait for others to share its predict call (default "
+        "0: no added latency).",
+    )
+    @argument(
         "--require-secret",
         action="store_true",
         help="Require the X-Jupyter-Serve-Secret header on every route, so only the Jupyter "
@@ -143,6 +157,8 @@ class ServeMagics(Magics):
                 env_manager=args.env_manager,
                 require_secret=args.require_secret,
                 install_mlflow=args.install_mlflow,
+                max_batch_size=args.max_batch_size,
+                max_batch_wait=args.max_batch_wait / 1000,
             )
         except JupyterServeError as error:
             raise UsageError(str(error)) from None

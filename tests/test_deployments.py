@@ -172,6 +172,9 @@ def test_bad_sources_and_options_start_nothing(classifier: object) -> None:
         (DeploymentError, classifier, {"name": "no spaces"}),
         (DeploymentError, classifier, {"workers": 0}),
         (DeploymentError, classifier, {"env_manager": "conda"}),
+        (DeploymentError, classifier, {"max_batch_size": 0}),
+        (DeploymentError, classifier, {"max_batch_wait": -0.1}),
+        (DeploymentError, classifier, {"max_batch_wait": 5.0, "timeout": 1.0}),
     ]
     with busy:
         for error, source, options in cases:

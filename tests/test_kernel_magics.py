@@ -268,6 +268,7 @@ def test_serve_help_documents_every_option(kernel: Kernel) -> None:
     for option in ("--name", "--port", "--host", "--timeout", "--workers", "--env-manager"):
         assert option in help_text
     assert "--require-secret" in help_text
+    assert "--max-batch-size" in help_text and "--max-batch-wait" in help_text
 
 
 BAD_INPUT = [
@@ -280,6 +281,8 @@ BAD_INPUT = [
     ("%serve clf --bogus", "--bogus"),
     ("%serve clf --env-manager conda", "conda"),
     ("%serve clf --name 'not valid'", "not valid"),
+    ("%serve clf --max-batch-size 0", "max_batch_size 0"),
+    ("%serve clf --max-batch-wait -1", "max_batch_wait"),
     ("%unserve nosuch", "No deployment named 'nosuch'"),
     ("%unserve", "needs one deployment name or --all"),
     ("%deployments extra", "takes no arguments"),

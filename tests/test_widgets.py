@@ -120,7 +120,9 @@ def test_raw_json_panel_shows_the_server_error_as_sent(board: Dashboard) -> None
 def test_stop_and_restart_buttons_act_on_the_real_deployment(
     board: Dashboard, spam_classifier: object
 ) -> None:
-    deployment = jupyter_serve.serve(spam_classifier, name="spam", timeout=7)
+    deployment = jupyter_serve.serve(
+        spam_classifier, name="spam", timeout=7, max_batch_size=8, max_batch_wait=0.002
+    )
     card = _card(board, "spam")
     panel = TryItPanel(deployment)
     card.stop_button.click()
@@ -132,7 +134,9 @@ def test_stop_and_restart_buttons_act_on_the_real_deployment(
     card.restart_button.click()
     assert "Restarted" in card.feedback.value
     assert card.deployment.status == "running" and card.deployment.port == deployment.port
-    assert card.deployment.settings.timeout == 7  # served again the way it was started
+    # Served again the way it was started.
+    settings = card.deployment.settings
+    assert (settings.timeout, settings.max_batch_size, settings.max_batch_wait) == (7, 8, 0.002)
     TryItPanel(card.deployment).send_button.click()
 
 

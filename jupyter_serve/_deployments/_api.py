@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_serve._deployments._deployment import Deployment, ServeSettings
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
-from jupyter_serve._deployments._table import DeploymentTable, check_options
+from jupyter_serve._deployments._table import DeploymentTable, check_batching, check_options
 from jupyter_serve.errors import DeploymentError
 
 __all__ = ["Deployment", "deployments", "serve", "serve_source", "stop"]
@@ -52,6 +52,8 @@ def serve(
     env_manager: str = "local",
     require_secret: bool = False,
     install_mlflow: bool = False,
+    max_batch_size: int = 64,
+    max_batch_wait: float = 0.0,
 ) -> Deployment:
     """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
 
@@ -67,6 +69,10 @@ def serve(
     worker processes (``workers`` of them, even 1) in an environment built from its
     ``python_env.yaml``/``requirements.txt`` (plus MLflow with ``install_mlflow``), cached
     and reused by later starts; the build shows its progress and blocks until done.
+
+    Requests queued together are merged into one predict call of at most ``max_batch_size``
+    requests (1: never merged); ``max_batch_wait`` seconds lets a request wait for others to
+    join it (default 0: no added latency).
 
     Raises a ``JupyterServeError`` (``ModelNotFoundError``, ``InvalidModelError``,
     ``DeploymentError``, ...) with a message for the user; nothing is left started then.
@@ -88,6 +94,8 @@ def serve(
         env_manager=env_manager,
         require_secret=require_secret,
         install_mlflow=install_mlflow,
+        max_batch_size=max_batch_size,
+        max_batch_wait=max_batch_wait,
     )[0]
 
 
@@ -102,10 +110,13 @@ def serve_source(
     env_manager: str = "local",
     require_secret: bool = False,
     install_mlflow: bool = False,
+    max_batch_size: int = 64,
+    max_batch_wait: float = 0.0,
 ) -> tuple[Deployment, bool]:
     """:func:`serve` for an already loaded source; also says whether it swapped a model."""
     chosen_name = name or source.default_name
     check_options(chosen_name, port, timeout, workers, env_manager)
+    check_batching(max_batch_size, max_batch_wait, timeout)
     python = _environment_python(source, env_manager, install_mlflow)
     _install_exit_hook()
     deployment, swapped = _TABLE.serve(
@@ -117,9 +128,13 @@ def serve_source(
         workers=workers,
         require_secret=require_secret,
         python=python,
+        max_batch_size=max_batch_size,
+        max_batch_wait=max_batch_wait,
     )
     if not swapped:
-        deployment.settings = ServeSettings(timeout, workers, env_manager, install_mlflow)
+        deployment.settings = ServeSettings(
+            timeout, workers, env_manager, install_mlflow, max_batch_size, max_batch_wait
+        )
     return deployment, swapped
 
 

@@ -28,6 +28,8 @@ class ServeSettings:
     workers: int = 1
     env_manager: str = "local"
     install_mlflow: bool = False
+    max_batch_size: int = 64
+    max_batch_wait: float = 0.0
 
 
 class Deployment:

@@ -59,6 +59,20 @@ def check_options(
         )
 
 
+def check_batching(max_batch_size: int, max_batch_wait: float, timeout: float) -> None:
+    """Raise ``DeploymentError`` when the batching options cannot work."""
+    if max_batch_size < 1:
+        raise DeploymentError(
+            f"Invalid max_batch_size {max_batch_size}: expected 1 or more (1 never merges "
+            "requests)."
+        )
+    if not 0 <= max_batch_wait <= timeout:
+        raise DeploymentError(
+            f"Invalid max_batch_wait {max_batch_wait:g} s: expected 0 (no wait) up to the "
+            f"timeout ({timeout:g} s); %serve's --max-batch-wait is in milliseconds."
+        )
+
+
 class DeploymentTable:
     """Every deployment this process serves, by name. All methods are thread-safe."""
 
@@ -104,6 +118,8 @@ class DeploymentTable:
         workers: int,
         require_secret: bool,
         python: str | None = None,
+        max_batch_size: int = 64,
+        max_batch_wait: float = 0.0,
     ) -> tuple[Deployment, bool]:
         """Start ``source`` as deployment ``name``, or swap it into the running one.
 
@@ -123,7 +139,16 @@ class DeploymentTable:
                 existing.swap(source)
                 return existing, True
             deployment = self._start(
-                source, name, port, host, timeout, workers, require_secret, python
+                source,
+                name,
+                port,
+                host,
+                timeout,
+                workers,
+                require_secret,
+                python,
+                max_batch_size=max_batch_size,
+                max_batch_wait=max_batch_wait,
             )
             self._by_name[name] = deployment
             deployment.publish()
@@ -142,6 +167,9 @@ class DeploymentTable:
         workers: int,
         require_secret: bool,
         python: str | None = None,
+        *,
+        max_batch_size: int = 64,
+        max_batch_wait: float = 0.0,
     ) -> Deployment:
         from jupyter_serve.server import ServerOptions
 
@@ -154,6 +182,8 @@ class DeploymentTable:
             secret=secret,
             require_secret=require_secret,
             model_name=name,
+            max_batch_size=max_batch_size,
+            max_batch_wait=max_batch_wait,
         )
         holder: list[Deployment] = []
         server = start_server(
