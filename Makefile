@@ -92,5 +92,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	apt-get -o DPkg::Lock::Timeout=300 install -y wrk || \
 		(apt-get -o DPkg::Lock::Timeout=300 update && apt-get -o DPkg::Lock::Timeout=300 install -y wrk)
 
+# Our package is installed editable: compile it as a wheel install would, so that start-up
+# figures do not include compiling our own sources (PYTHONDONTWRITEBYTECODE may be set).
 bench: $(VENV)/.bench-installed $(MLFLOW_VENV)/.installed /usr/bin/wrk
+	$(PY) -m compileall -q jupyter_serve
 	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m benchmarks.run

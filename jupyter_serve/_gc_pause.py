@@ -40,3 +40,16 @@ def gc_paused() -> Iterator[None]:
             if sys.getallocatedblocks() - blocks_before > blocks_before // 4:
                 gc.collect()
             gc.enable()
+
+
+def freeze_what_is_loaded() -> None:
+    """Exempt every object alive now from later collections (``gc.freeze``), after one last
+    collection.
+
+    For processes that only serve, once their model is loaded: the model and its libraries
+    (~160,000 tracked objects) live as long as the process, yet each full collection would
+    traverse them again, an ~85 ms pause every few seconds under load. Never in a kernel: the
+    user's objects would never be collected either.
+    """
+    gc.collect()
+    gc.freeze()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_python
 from sklearn.dummy import DummyClassifier
 
 from jupyter_serve._gc_pause import gc_paused
@@ -90,3 +91,36 @@ def test_collection_resumes_after_a_load_and_after_a_failed_one(tmp_path: Path) 
 
     assert after_load and gc.isenabled()
     assert list(loaded.predict([[1]])) == [0]
+
+
+FREEZE_SCRIPT = """
+import gc
+import weakref
+
+from jupyter_serve._gc_pause import freeze_what_is_loaded
+
+
+class Node:
+    pass
+
+
+def cycle():
+    node = Node()
+    node.itself = node
+    return weakref.ref(node)
+
+
+before = cycle()
+freeze_what_is_loaded()
+assert before() is None, "garbage from before the freeze is collected first"
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
+after = cycle()
+gc.collect()
+assert after() is None, "garbage made after the freeze is still collected"
+print("ok")
+"""
+
+
+def test_a_serving_process_freezes_what_it_loaded_and_still_collects_new_garbage() -> None:
+    # In a fresh interpreter: a freeze in the test process would outlive the test.
+    assert run_python(Path(sys.executable), FREEZE_SCRIPT).strip() == "ok"
