@@ -43,7 +43,8 @@ logger = logging.getLogger("jupyter_serve.server")
 
 SECRET_HEADER = "X-Jupyter-Serve-Secret"
 STOP_ROUTE = "/-/jupyter-serve/stop"
-_UNLIMITED = 2**62
+# Tornado's own body limit, lifted where the handlers enforce ours (see prepare).
+UNLIMITED_BODY = 2**62
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class _ScoringHandler(RequestHandler):
         # crosses it; data_received enforces ours instead, on the running total.
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(_UNLIMITED)
+            connection.set_max_body_size(UNLIMITED_BODY)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:

@@ -35,6 +35,7 @@ from jupyter_serve.protocol import (
     timeout_response,
 )
 from jupyter_serve.server._handlers import (
+    UNLIMITED_BODY,
     ServedModel,
     ServingState,
     declares_too_much,
@@ -49,7 +50,6 @@ logger = logging.getLogger("jupyter_serve.server")
 # Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
 # them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
 INLINE_PARSE_BYTES = 256 * 1024
-_UNLIMITED = 2**62
 _SERVER_HEADER = f"TornadoServer/{tornado.version}"
 
 
@@ -150,7 +150,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         # Tornado's own limit answers a bare 400 before data_received sees the chunk that
         # crosses it; data_received enforces ours instead, on the running total.
         if isinstance(self._connection, HTTP1Connection):
-            self._connection.set_max_body_size(_UNLIMITED)
+            self._connection.set_max_body_size(UNLIMITED_BODY)
 
     def data_received(self, chunk: bytes) -> None:
         if self._answered:
