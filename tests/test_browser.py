@@ -219,17 +219,23 @@ class NotebookKernel:
 
     def _answers_kernel_info(self) -> bool:
         # Not wait_for_ready(): without a kernel manager it judges liveness by heartbeats,
-        # which may not have started yet, and gives up.
+        # which may not have started yet, and gives up. Both channels must answer: iopub is a
+        # subscription, and what the kernel publishes before it takes hold is lost (a cell's
+        # idle status among it, which left run() waiting for nothing).
         msg_id = self.client.kernel_info()
+        replied = published = False
         deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            try:
-                reply = self.client.get_shell_msg(timeout=0.5)
-            except queue.Empty:
-                continue
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return True
-        return False
+        while time.monotonic() < deadline and not (replied and published):
+            replied = replied or self._has_reply(self.client.get_shell_msg, msg_id)
+            published = published or self._has_reply(self.client.get_iopub_msg, msg_id)
+        return replied and published
+
+    @staticmethod
+    def _has_reply(receive: Any, msg_id: str) -> bool:
+        try:
+            return bool(receive(timeout=0.2)["parent_header"].get("msg_id") == msg_id)
+        except queue.Empty:
+            return False
 
     def run(self, code: str, timeout: float = 120) -> str:
         """Run one cell; return its text output, fail the test with the traceback if it raised."""
