@@ -1,14 +1,15 @@
 """Predictions off the IO loop, with the requests that arrive together merged into one call.
 
 A model costs far less per row in one call on many rows than in many one-row calls, so the
-batcher queues prepared requests and, on the next loop tick (by default no fixed wait: nothing
-is added to a lone request's latency; ``max_wait`` lets requests wait that long for others
-unless a full batch is queued first), hands what is queued to a prediction thread. Requests whose
-inputs are DataFrames with the same columns and dtypes, no params, for the same row-wise
-model, are concatenated into one ``predict_prepared`` call and the predictions split back by
-row counts. That is the same answer as predicting each request alone; wherever it could not
-be (a failed merged call, predictions that do not line up with the rows), each request is
-predicted on its own, so one bad request never fails its neighbours.
+batcher queues prepared requests and, on the next loop tick (by default no fixed wait:
+nothing is added to a lone request's latency; ``max_wait`` lets requests wait that long for
+others unless a full batch is queued first), hands what is queued to a prediction thread.
+Requests whose inputs are DataFrames (or `PlainColumns`) with the same columns and dtypes,
+no params, for the same row-wise model, are concatenated into one ``predict_prepared`` call
+and the predictions split back by row counts. That is the same answer as predicting each
+request alone; wherever it could not be (a failed merged call, predictions that do not line
+up with the rows), each request is predicted on its own, so one bad request never fails its
+neighbours.
 
 While every prediction thread is busy, requests keep queueing, so batches grow with the load.
 A prediction still running past the request timeout gives its slot up to a spare thread (its

@@ -45,6 +45,9 @@ SECRET_HEADER = "X-Jupyter-Serve-Secret"
 STOP_ROUTE = "/-/jupyter-serve/stop"
 # Tornado's own body limit, lifted where the handlers enforce ours (see prepare).
 UNLIMITED_BODY = 2**62
+# Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
+# them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
+INLINE_PARSE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)

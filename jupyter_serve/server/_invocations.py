@@ -35,6 +35,7 @@ from jupyter_serve.protocol import (
     timeout_response,
 )
 from jupyter_serve.server._handlers import (
+    INLINE_PARSE_BYTES,
     UNLIMITED_BODY,
     ServedModel,
     ServingState,
@@ -47,9 +48,6 @@ from jupyter_serve.server._responses import forbidden_response, internal_error_r
 
 logger = logging.getLogger("jupyter_serve.server")
 
-# Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
-# them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
-INLINE_PARSE_BYTES = 256 * 1024
 _SERVER_HEADER = f"TornadoServer/{tornado.version}"
 
 
@@ -135,7 +133,6 @@ class _Invocation(httputil.HTTPMessageDelegate):
     ) -> None:
         assert isinstance(start_line, httputil.RequestStartLine)
         state = self._state
-        self._started = time.perf_counter()
         self._method, self._path = start_line.method, start_line.path
         self._content_type = headers.get("Content-Type")
         state.metrics.request_started()

@@ -35,11 +35,13 @@ from jupyter_serve.protocol import (
     server_ready_response,
     timeout_response,
 )
-from jupyter_serve.server._handlers import ServedModel, ServingState, _ScoringHandler
+from jupyter_serve.server._handlers import (
+    INLINE_PARSE_BYTES,
+    ServedModel,
+    ServingState,
+    _ScoringHandler,
+)
 
-# Bodies up to this size are parsed on the IO loop, larger ones on a prediction thread (as
-# the /invocations handler does).
-_INLINE_PARSE_BYTES = 256 * 1024
 _MODEL_ROUTE = r"/v2/models/([^/]+)(?:/versions/([^/]+))?"
 BINARY_HEADER = "Inference-Header-Content-Length"
 
@@ -157,7 +159,7 @@ class InferHandler(_OpenInferenceHandler):
         )
         deadline = self._started + state.options.timeout
         try:
-            if len(self.body) <= _INLINE_PARSE_BYTES:
+            if len(self.body) <= INLINE_PARSE_BYTES:
                 data, params, request = parse()
             else:
                 parsing = asyncio.get_running_loop().run_in_executor(state.executor, parse)
