@@ -227,14 +227,14 @@ def _start_server(args: argparse.Namespace) -> Any:
         )
         pool.start()
         return pool
-    from jupyter_serve._gc_pause import freeze_what_is_loaded
+    from jupyter_serve._serving_process import tune_for_serving
     from jupyter_serve.server._server import ScoringServer, bind_listening_sockets
 
     # A port in use or a bad host should fail at once, not after seconds of model loading.
     for probe in bind_listening_sockets(options.host, options.port):
         probe.close()
     model = _load(resolved.path, args.model_uri)
-    freeze_what_is_loaded()
+    tune_for_serving()
     server = ScoringServer(model, options, model_uri=args.model_uri, version=version)
     server.start()
     return server

@@ -28,7 +28,7 @@ def main() -> int:
     """Serve the assignment read from stdin; 0 after a clean stop, 1 when it cannot serve."""
     assignment: dict[str, Any] = json.loads(sys.stdin.readline())
     parent = os.getppid()
-    from jupyter_serve._gc_pause import freeze_what_is_loaded
+    from jupyter_serve._serving_process import tune_for_serving
     from jupyter_serve.models import load_model
     from jupyter_serve.server._options import ServerOptions
     from jupyter_serve.server._server import ScoringServer
@@ -43,7 +43,7 @@ def main() -> int:
 
     try:
         model = load_model(assignment["model_path"])
-        freeze_what_is_loaded()
+        tune_for_serving()
         server = ScoringServer(
             model,
             options,
