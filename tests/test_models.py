@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 import yaml
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -194,6 +195,43 @@ def test_prepare_then_predict_prepared_matches_predict(spam_pipeline: Pipeline) 
 
     merged = live.predict_prepared(pd.concat([first, second], ignore_index=True))
     assert list(merged) == [*live.predict(first), *live.predict(second)]
+
+
+class ConfigRecordingClassifier(LogisticRegression):
+    """A scikit-learn subclass that notes scikit-learn's configuration as it predicts."""
+
+    def predict(self, X: Any) -> Any:
+        self.config_seen = sklearn.get_config()
+        return super().predict(X)
+
+
+class ConfigRecordingModel:
+    """Not a scikit-learn estimator: notes the configuration too."""
+
+    def predict(self, data: Any) -> Any:
+        self.config_seen = sklearn.get_config()
+        return np.zeros(len(data))
+
+
+def test_scikit_learn_skips_only_its_own_parameter_checks_and_only_while_predicting(
+    numeric_data: Any,
+) -> None:
+    features, target = numeric_data
+    estimator = ConfigRecordingClassifier().fit(features, target > 0)
+    served = from_object(estimator)
+
+    assert list(served.predict(features)) == list(
+        LogisticRegression().fit(features, target > 0).predict(features)
+    )
+    assert estimator.config_seen["skip_parameter_validation"] is True
+    assert sklearn.get_config()["skip_parameter_validation"] is False, "leaked to the caller"
+    # The checks of the caller's data still run, with scikit-learn's own message.
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        served.predict(features.assign(a=np.nan))
+
+    other = ConfigRecordingModel()
+    from_object(other).predict(features)
+    assert other.config_seen["skip_parameter_validation"] is False
 
 
 def test_directory_without_mlmodel(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from jupyter_serve.models._loaded import is_scikit_learn_estimator
 from jupyter_serve.protocol import (
     PlainColumns,
     ScoringError,
@@ -242,8 +243,7 @@ def is_row_wise(model: Any) -> bool:
     loader = (flavors.get("python_function") or {}).get("loader_module")
     if loader not in (None, "mlflow.sklearn"):
         return False  # another loader's predict wraps the estimator and may look across rows
-    raw_type = type(getattr(model, "raw_model", None))
-    return any(cls.__module__.split(".", 1)[0] == "sklearn" for cls in raw_type.__mro__)
+    return is_scikit_learn_estimator(getattr(model, "raw_model", None))
 
 
 def predict_group(group: Sequence[_PendingPrediction]) -> list[ScoringResponse]:
