@@ -345,6 +345,65 @@ def test_plain_columns_of_several_requests_build_their_stacked_frames(echo: Any)
     pd.testing.assert_frame_equal(PlainColumns.concat(parts).to_frame(), expected)
 
 
+@pytest.fixture(scope="module")
+def schemaless_echo() -> Any:
+    from jupyter_serve.models import from_object
+
+    return from_object(EchoModel())
+
+
+@pytest.mark.parametrize(
+    ("split", "kept_as_columns"),
+    [
+        ({"columns": ["t"], "data": [["x"], ["é"]]}, True),
+        ({"columns": ["n"], "data": [[1], [-2]]}, True),
+        ({"columns": ["x"], "data": [[1], [2.5]]}, True),
+        ({"columns": ["t", "n", "x"], "data": [["a", 1, 0.5], ["b", 2, 3]]}, True),
+        ({"columns": ["n"], "data": [[1], [2**63]]}, False),
+        ({"columns": ["x"], "data": [[2**60], [0.5]]}, False),
+        ({"columns": ["b"], "data": [[True], [False]]}, False),
+        ({"columns": ["t"], "data": [["x"], [None]]}, False),
+        ({"columns": ["m"], "data": [["x"], [1]]}, False),
+        ({"columns": ["l"], "data": [[[1, 2]]]}, False),
+    ],
+)
+def test_without_a_signature_plain_columns_build_the_frame_pandas_builds(
+    split: Any, kept_as_columns: bool, schemaless_echo: Any
+) -> None:
+    body = json.dumps({"dataframe_split": split}).encode()
+    kept = parse_invocation(body, "application/json", schemaless_echo, keep_plain_columns=True)
+    assert isinstance(kept.data, PlainColumns) is kept_as_columns
+    parsed = parse_invocation(body, "application/json", schemaless_echo).data
+    pd.testing.assert_frame_equal(
+        parsed, pd.DataFrame(columns=split["columns"], data=split["data"])
+    )
+
+
+class RowWiseEchoModel(EchoModel):
+    row_wise = True
+
+
+def test_without_a_signature_requests_merge_only_with_columns_of_their_dtypes() -> None:
+    from jupyter_serve.models import from_object
+    from jupyter_serve.server._batching import merge_key
+
+    model = from_object(RowWiseEchoModel())
+
+    def columns_of(split: dict[str, Any]) -> Any:
+        body = json.dumps({"dataframe_split": split}).encode()
+        return parse_invocation(body, "application/json", model, keep_plain_columns=True).data
+
+    ints = columns_of({"columns": ["n"], "data": [[1]]})
+    more_ints = columns_of({"columns": ["n"], "data": [[2], [3]]})
+    floats = columns_of({"columns": ["n"], "data": [[2.5]]})
+    key = merge_key(model, ints, None, True)
+    assert key is not None
+    assert key == merge_key(model, more_ints, None, True)
+    assert key != merge_key(model, floats, None, True)
+    stacked = PlainColumns.concat([ints, more_ints]).to_frame()
+    pd.testing.assert_frame_equal(stacked, pd.DataFrame({"n": [1, 2, 3]}))
+
+
 def test_a_split_with_params_is_never_kept_as_plain_columns(echo: Any) -> None:
     body = b'{"dataframe_split": {"columns": ["a", "b", "t"], "data": [[1, 2, "x"]]}, "params": {}}'
     data = parse_invocation(body, "application/json", echo, keep_plain_columns=True).data

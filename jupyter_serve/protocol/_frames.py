@@ -99,7 +99,8 @@ def _column_array(values: tuple[Any, ...], kind: str) -> Any:
 @dataclass(frozen=True, eq=False)
 class PlainColumns:
     """A plain ``dataframe_split`` body (columns + data, every column a string, double or
-    long column of the schema, holding plain JSON values of that type), kept as columns.
+    long column of the schema, or of a model without one, holding plain JSON values of that
+    type), kept as columns.
 
     `to_frame` builds what ``pd.DataFrame(...)`` followed by the schema cast builds (the unit
     tests compare the two) at a fraction of the cost, and several requests' columns `concat`
@@ -140,8 +141,11 @@ class PlainColumns:
 
 def _plain_columns(split: dict[str, Any], view: SignatureView) -> PlainColumns | None:
     """The `PlainColumns` of ``split``, or None when it is not plain: then it takes the
-    general path, so no answer changes."""
-    if not view.named or len(split) != 2:
+    general path, so no answer changes.
+
+    With a schema, the kinds are its columns'; without one, each column's kind is the one
+    pandas infers from its values (``_inferred_kind``)."""
+    if not (view.named or not view.has_schema) or len(split) != 2:
         return None
     columns = split.get("columns")
     rows = split.get("data")
@@ -149,15 +153,30 @@ def _plain_columns(split: dict[str, Any], view: SignatureView) -> PlainColumns |
         return None
     specs = view.by_name()
     width = len(columns)
-    if len(set(columns)) != width or not all(type(c) is str and c in specs for c in columns):
+    if len(set(columns)) != width or not all(type(c) is str for c in columns):
+        return None
+    if view.has_schema and not all(c in specs for c in columns):
         return None
     if not all(type(row) is list and len(row) == width for row in rows):
         return None
-    kinds = tuple(specs[name].kind for name in columns)
     values = tuple(zip(*rows, strict=True))
+    if view.has_schema:
+        kinds = tuple(specs[name].kind for name in columns)
+    else:
+        kinds = tuple(map(_inferred_kind, values))
     if not all(_is_plain(v, k) for v, k in zip(values, kinds, strict=True)):
         return None
     return PlainColumns(tuple(columns), kinds, values, len(rows))
+
+
+def _inferred_kind(values: tuple[Any, ...]) -> str:
+    """The kind of the dtype pandas gives a column of these JSON values, if they are plain
+    (``_is_plain`` checks): all strings, all ints (int64), or ints and floats (float64)."""
+    if all(type(v) is str for v in values):
+        return "string"
+    if all(type(v) is int for v in values):
+        return "long"
+    return "double"
 
 
 def frame_from_records(records: Any, view: SignatureView) -> pd.DataFrame:
