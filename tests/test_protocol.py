@@ -379,6 +379,35 @@ def test_without_a_signature_plain_columns_build_the_frame_pandas_builds(
     )
 
 
+@pytest.mark.parametrize("model_name", ["echo", "schemaless_echo"])
+@pytest.mark.parametrize(
+    ("records", "kept_as_columns"),
+    [
+        ([{"a": 1, "b": 2, "t": "x"}, {"a": 2.5, "b": -3, "t": "y"}], True),
+        ([{"t": "x", "a": 0.5}], True),
+        ([{"a": 1, "b": 2, "t": "x"}, {"b": 2, "a": 1, "t": "x"}], False),
+        ([{"a": 1, "b": 2, "t": "x"}, {"a": 1, "b": 2}], False),
+        ([{"a": 1, "b": 2, "t": None}], False),
+        ([{"a": True, "b": 2, "t": "x"}], False),
+        ([{}], False),
+        ([[1, 2, "x"]], False),
+    ],
+)
+def test_plain_records_build_the_frame_of_the_general_path(
+    records: Any, kept_as_columns: bool, model_name: str, request: pytest.FixtureRequest
+) -> None:
+    from jupyter_serve.protocol._frames import frame_from_records
+    from jupyter_serve.protocol._signature_view import signature_view
+
+    model = request.getfixturevalue(model_name)
+    body = json.dumps({"dataframe_records": records}).encode()
+    kept = parse_invocation(body, "application/json", model, keep_plain_columns=True).data
+    assert isinstance(kept, PlainColumns) is kept_as_columns
+    if kept_as_columns:
+        expected = frame_from_records(records, signature_view(model))
+        pd.testing.assert_frame_equal(kept.to_frame(), expected)
+
+
 class RowWiseEchoModel(EchoModel):
     row_wise = True
 

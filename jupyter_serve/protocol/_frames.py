@@ -98,9 +98,9 @@ def _column_array(values: tuple[Any, ...], kind: str) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class PlainColumns:
-    """A plain ``dataframe_split`` body (columns + data, every column a string, double or
-    long column of the schema, or of a model without one, holding plain JSON values of that
-    type), kept as columns.
+    """A plain ``dataframe_split`` or ``dataframe_records`` body, kept as columns: every
+    column a string, double or long column of the schema (or, without a schema, of the kind
+    pandas infers), holding plain JSON values of that type.
 
     `to_frame` builds what ``pd.DataFrame(...)`` followed by the schema cast builds (the unit
     tests compare the two) at a fraction of the cost, and several requests' columns `concat`
@@ -177,6 +177,20 @@ def _inferred_kind(values: tuple[Any, ...]) -> str:
     if all(type(v) is int for v in values):
         return "long"
     return "double"
+
+
+def records_input(records: Any, view: SignatureView) -> pd.DataFrame | PlainColumns:
+    """`frame_from_records`, except that records that are plain (every one with the same
+    keys in the same order, their values plain as `PlainColumns` wants) stay columns of
+    values, as a plain ``dataframe_split`` does."""
+    if type(records) is list and records and type(records[0]) is dict:
+        columns = list(records[0])
+        if all(type(record) is dict and list(record) == columns for record in records):
+            split = {"columns": columns, "data": [list(record.values()) for record in records]}
+            plain = _plain_columns(split, view)
+            if plain is not None:
+                return plain
+    return frame_from_records(records, view)
 
 
 def frame_from_records(records: Any, view: SignatureView) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from jupyter_serve.protocol._frames import (
     PlainColumns,
     frame_from_records,
     frame_from_split,
+    records_input,
     split_input,
 )
 from jupyter_serve.protocol._signature_view import SignatureView, signature_view
@@ -58,9 +59,10 @@ def parse_invocation(
     """Parse one ``/invocations`` body for ``model``, or raise the ScoringError MLflow answers.
 
     415 for the content-type rules, 400 for a body that cannot be read. With
-    ``keep_plain_columns``, a plain ``dataframe_split`` body without params (for a model
-    without a params schema) comes back as `PlainColumns`, not yet a DataFrame nor
-    schema-enforced: see `prepare_plain_columns`. Pure: no I/O, no logging; thread-safe.
+    ``keep_plain_columns``, a plain ``dataframe_split`` or ``dataframe_records`` body without
+    params (for a model without a params schema) comes back as `PlainColumns`, not yet a
+    DataFrame nor schema-enforced: see `prepare_plain_columns`. Pure: no I/O, no logging;
+    thread-safe.
     """
     media_type = media_type_of(content_type)
     view = signature_view(model)
@@ -123,14 +125,12 @@ def _parse_json(body: bytes, view: SignatureView, keep_plain_columns: bool) -> S
     params = _checked_params(document.get("params"), view)
     key = present[0]
     value = document[key]
+    keep_plain = keep_plain_columns and params is None and not view.has_params_schema
     data: Any
     if key == "dataframe_split":
-        if keep_plain_columns and params is None and not view.has_params_schema:
-            data = split_input(value, view)
-        else:
-            data = frame_from_split(value, view)
+        data = split_input(value, view) if keep_plain else frame_from_split(value, view)
     elif key == "dataframe_records":
-        data = frame_from_records(value, view)
+        data = records_input(value, view) if keep_plain else frame_from_records(value, view)
     elif key == "instances":
         data = parse_instances(value, view)
     else:

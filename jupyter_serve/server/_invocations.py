@@ -256,7 +256,7 @@ def parse_for_batching(
 ) -> tuple[ScoringRequest, Any, dict[str, Any] | None]:
     """The request, the model input for the batcher and its params.
 
-    A plain split body stays `PlainColumns`: the batcher builds and schema-enforces one
+    A plain split or records body stays `PlainColumns`: the batcher builds and schema-enforces one
     DataFrame for the requests it merges. Every other input is enforced here.
     """
     request = parse_invocation(body, content_type, model, keep_plain_columns=True)
