@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,14 +15,15 @@ import pytest
 import requests
 from sklearn.linear_model import LogisticRegression
 
-from jupyter_serve.models import LoadedModel, from_object
+from jupyter_serve.models import LoadedModel, from_object, infer_signature
 from jupyter_serve.server import ScoringServer, ServerOptions
 
 COLUMNS = ["a", "b", "c"]
 
 
 class CallRecordingClassifier(LogisticRegression):
-    """A logistic regression that records the ``a`` values of each predict call and, while
+    """A logistic regression that records the ``a`` values (or, fitted on arrays, the first
+    column) of each predict call and, while
     ``gate`` is closed, holds its calls so that requests queue up behind them."""
 
     def __init__(self, C: float = 1.0) -> None:
@@ -31,7 +32,7 @@ class CallRecordingClassifier(LogisticRegression):
         self.calls: list[list[float]] = []
 
     def _hold(self, X: Any) -> None:
-        self.calls.append(X["a"].tolist())
+        self.calls.append((X[:, 0] if isinstance(X, np.ndarray) else X["a"]).tolist())
         if not self.gate.wait(30):
             raise RuntimeError("the test never opened the gate")
 
@@ -77,8 +78,15 @@ def _post_rows(url: str, rows: list[list[float | None]]) -> requests.Response:
     return requests.post(url + "/invocations", json=body, timeout=60)
 
 
+def _post_tensor(url: str, rows: list[list[float | None]]) -> requests.Response:
+    return requests.post(url + "/invocations", json={"inputs": rows}, timeout=60)
+
+
 def _send_while_gated(
-    server: ScoringServer, model: CallRecordingClassifier, bodies: list[Any]
+    server: ScoringServer,
+    model: CallRecordingClassifier,
+    bodies: list[Any],
+    post: Callable[[str, Any], requests.Response] = _post_rows,
 ) -> list[requests.Response]:
     """Send every body at once while the model holds its calls; open the gate once each
     request is either inside a held call or queued behind it, so that they merge."""
@@ -88,7 +96,7 @@ def _send_while_gated(
         return sum(1 for rows in bodies if rows[0][0] in seen)
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-        sent = [pool.submit(_post_rows, server.url, rows) for rows in bodies]
+        sent = [pool.submit(post, server.url, rows) for rows in bodies]
         deadline = time.monotonic() + 30
         while server.metrics.snapshot()["queued"] + requests_inside_calls() < len(bodies):
             assert time.monotonic() < deadline, "the requests never all reached the server"
@@ -110,6 +118,29 @@ def test_concurrent_requests_each_get_exactly_their_own_predictions(
         expected = reference.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
         assert response.json() == {"predictions": expected}
     # Merging happened: fewer predict calls than requests, some spanning several requests.
+    assert len(model.calls) < len(bodies)
+    assert max(len(call) for call in model.calls) > max(len(rows) for rows in bodies)
+
+
+def test_concurrent_tensor_requests_merge_and_each_get_their_own_predictions(
+    training: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    features, labels = training[0].to_numpy(), training[1].to_numpy()
+    model = CallRecordingClassifier().fit(features, labels)
+    # An input-only signature: inferring outputs would call predict on the closed gate.
+    served = from_object(model, signature=infer_signature(features[:2]))  # a tensor input
+    server = ScoringServer(served, ServerOptions(port=0, timeout=60), model_uri="test:/tensor")
+    server.start()
+    try:
+        bodies = _requests_of_mixed_sizes(40)
+        responses = _send_while_gated(server, model, bodies, post=_post_tensor)
+    finally:
+        model.gate.set()
+        server.stop()
+    reference = LogisticRegression().fit(features, labels)
+    for rows, response in zip(bodies, responses, strict=True):
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": reference.predict(np.array(rows)).tolist()}
     assert len(model.calls) < len(bodies)
     assert max(len(call) for call in model.calls) > max(len(rows) for rows in bodies)
 
@@ -233,7 +264,9 @@ def test_a_model_that_declares_row_wise_gets_merged_calls() -> None:
     model = DeclaredRowWiseModel()
     example = pd.DataFrame([[0.5, 1.0, -1.0]], columns=COLUMNS)
     server = ScoringServer(
-        from_object(model, input_example=example), ServerOptions(port=0), model_uri="test:/own"
+        from_object(model, signature=infer_signature(example)),
+        ServerOptions(port=0),
+        model_uri="test:/own",
     )
     server.start()
     bodies = _requests_of_mixed_sizes(10)

@@ -5,11 +5,11 @@ batcher queues prepared requests and, on the next loop tick (by default no fixed
 nothing is added to a lone request's latency; ``max_wait`` lets requests wait that long for
 others unless a full batch is queued first), hands what is queued to a prediction thread.
 Requests whose inputs are DataFrames (or `PlainColumns`) with the same columns and dtypes,
-no params, for the same row-wise model, are concatenated into one ``predict_prepared`` call
-and the predictions split back by row counts. That is the same answer as predicting each
-request alone; wherever it could not be (a failed merged call, predictions that do not line
-up with the rows), each request is predicted on its own, so one bad request never fails its
-neighbours.
+or arrays with the same dtype and row shape, no params, for the same row-wise model, are
+concatenated into one ``predict_prepared`` call and the predictions split back by row
+counts. That is the same answer as predicting each request alone; wherever it could not be
+(a failed merged call, predictions that do not line up with the rows), each request is
+predicted on its own, so one bad request never fails its neighbours.
 
 While every prediction thread is busy, requests keep queueing, so batches grow with the load.
 A prediction still running past the request timeout gives its slot up to a spare thread (its
@@ -213,15 +213,20 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
 def merge_key(model: Any, data: Any, params: dict[str, Any] | None, wrap: bool) -> Hashable | None:
     """What must be equal for two requests to share one predict call; None if never.
 
-    Only DataFrames (or `PlainColumns`) without params for a row-wise model merge, and only
-    with inputs of the very same columns and dtypes, so that concatenating never casts a value.
+    Only DataFrames (or `PlainColumns`) and arrays without params for a row-wise model merge,
+    and only with inputs of the very same columns and dtypes (arrays: dtype and row shape), so
+    that concatenating never casts a value.
     """
     if params or not wrap or not is_row_wise(model):
         return None
     if isinstance(data, PlainColumns):
         return (id(model), PlainColumns, data.names, data.kinds)
+    import numpy as np
     import pandas as pd
 
+    if isinstance(data, np.ndarray):
+        # A tensor input (``inputs``/``instances``): rows of the same shape and dtype.
+        return (id(model), np.ndarray, data.dtype, data.shape[1:]) if data.ndim else None
     if not isinstance(data, pd.DataFrame) or data.columns.has_duplicates:
         return None
     return (id(model), params is None, tuple(data.columns), tuple(data.dtypes))
@@ -274,6 +279,7 @@ def _predict_alone(pending: _PendingPrediction) -> ScoringResponse:
 
 
 def _predict_merged(group: Sequence[_PendingPrediction]) -> list[ScoringResponse] | None:
+    import numpy as np
     import pandas as pd
 
     row_counts = [len(pending.data) for pending in group]
@@ -281,6 +287,8 @@ def _predict_merged(group: Sequence[_PendingPrediction]) -> list[ScoringResponse
     try:
         if isinstance(group[0].data, PlainColumns):
             merged = prepare_plain_columns(model, PlainColumns.concat([p.data for p in group]))
+        elif isinstance(group[0].data, np.ndarray):
+            merged = np.concatenate([pending.data for pending in group])
         else:
             merged = pd.concat([pending.data for pending in group], ignore_index=True)
         predictions = run_prediction(model, merged, group[0].params)
