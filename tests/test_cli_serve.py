@@ -160,6 +160,17 @@ def test_model_that_fails_to_load_is_one_clear_line(tmp_path: Path, registry_dir
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_mlflows_deserialization_switch_set_to_false_refuses_the_model_in_one_line(
+    registry_dir: Path,
+) -> None:
+    environment = {**_environment(registry_dir), "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+    done = _run_to_failure(["-m", "models:/clf/1", "-p", "0"], environment)
+    assert done.returncode != 0
+    assert "is refused: MLFLOW_ALLOW_PICKLE_DESERIALIZATION is 'false'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_workers_that_cannot_load_the_model_are_one_clear_line(
     tmp_path: Path, registry_dir: Path
 ) -> None:

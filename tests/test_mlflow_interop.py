@@ -26,7 +26,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from jupyter_serve.errors import MissingDependencyError, SchemaEnforcementError
+from jupyter_serve.errors import InvalidModelError, MissingDependencyError, SchemaEnforcementError
 from jupyter_serve.models import (
     DataType,
     ModelSignature,
@@ -647,3 +647,72 @@ def test_model_with_code_paths_loads_its_shipped_module(
     finally:
         sys.modules.pop("interop_custom", None)
     assert outcome == interop.report["custom_code"] == {"ok": [1.0, -2.0]}
+
+
+DESERIALIZATION_SWITCH_SCRIPT = r"""
+import json, os, sys
+import mlflow.pyfunc
+
+variable, values, directories = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+outcomes = {}
+for value in values:
+    if value is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = value
+    for name, directory in directories.items():
+        try:
+            mlflow.pyfunc.load_model(directory)
+            outcomes[f"{value}/{name}"] = "loaded"
+        except Exception as error:
+            outcomes[f"{value}/{name}"] = "refused" if variable in str(error) else repr(error)
+print(json.dumps(outcomes))
+"""
+
+
+def test_the_deserialization_switch_loads_and_refuses_what_mlflow_does(
+    mlflow_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    frame = pd.DataFrame({"text": ["free money now", "see you at lunch"]})
+    pipeline = Pipeline(
+        [
+            ("features", ColumnTransformer([("tfidf", TfidfVectorizer(), "text")])),
+            ("classifier", LogisticRegression()),
+        ]
+    ).fit(frame, ["spam", "ham"])
+    directories = {}
+    for serialization_format in ("skops", "cloudpickle", "pickle"):
+        directory = tmp_path / serialization_format
+        save_model(pipeline, directory, serialization_format=serialization_format)
+        directories[serialization_format] = str(directory)
+    values: list[str | None] = [None, "true", "1", "false", "0", "False"]
+
+    ours = {}
+    for value in values:
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, value)
+        for name, directory in directories.items():
+            try:
+                load_model(directory)
+                ours[f"{value}/{name}"] = "loaded"
+            except InvalidModelError as error:
+                ours[f"{value}/{name}"] = "refused" if variable in str(error) else repr(error)
+    monkeypatch.delenv(variable, raising=False)
+    theirs = json.loads(
+        run_python(
+            mlflow_python,
+            DESERIALIZATION_SWITCH_SCRIPT,
+            variable,
+            json.dumps(values),
+            json.dumps(directories),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+
+    assert ours == theirs
+    assert {ours[f"false/{name}"] for name in directories} == {"refused"}
+    assert {ours[f"None/{name}"] for name in directories} == {"loaded"}

@@ -234,6 +234,15 @@ def test_scikit_learn_skips_only_its_own_parameter_checks_and_only_while_predict
     assert other.config_seen["skip_parameter_validation"] is False
 
 
+def test_a_deserialization_switch_mlflow_cannot_read_names_the_values_it_takes(
+    tmp_path: Path, spam_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_model(spam_pipeline, tmp_path / "model")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "yes")
+    with pytest.raises(InvalidModelError, match="expected true, false, 1 or 0"):
+        load_model(tmp_path / "model")
+
+
 def test_directory_without_mlmodel(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(b"")
     with pytest.raises(InvalidModelError, match="no MLmodel file"):

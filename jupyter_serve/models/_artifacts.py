@@ -4,11 +4,16 @@ skops is preferred because loading it executes no arbitrary code. A model is sav
 when every type skops does not trust by default comes from scikit-learn, numpy or scipy; those
 types are then recorded as ``skops_trusted_types`` so MLflow and we can load the file. Anything
 else (custom classes, lambdas) goes to cloudpickle.
+
+Loading honours MLflow's ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` as MLflow 3.17.2 does: unset or
+true, models load; false refuses every format, skops included (its trusted types come from the
+model's own MLmodel file, so a crafted model can trust anything).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -22,6 +27,7 @@ PICKLE = "pickle"
 FORMATS = (SKOPS, CLOUDPICKLE, PICKLE)
 FILE_NAMES = {SKOPS: "model.skops", CLOUDPICKLE: "model.pkl", PICKLE: "model.pkl"}
 _TRUSTABLE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+ALLOW_DESERIALIZATION_VARIABLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
 def _skops_io() -> Any:
@@ -103,6 +109,7 @@ def load(path: Path, serialization_format: str, trusted_types: list[str] | None)
             f"the model file {path} does not exist; the MLmodel file points at it. "
             "The model directory is incomplete: copy or save it again."
         )
+    _require_deserialization_allowed(path)
     try:
         if serialization_format == SKOPS:
             return _load_skops(path, trusted_types)
@@ -124,6 +131,26 @@ def load(path: Path, serialization_format: str, trusted_types: list[str] | None)
             f"the model file {path} cannot be read as {serialization_format} ({error!r}); it "
             "is truncated or corrupt. Save or copy the model again."
         ) from error
+
+
+def _require_deserialization_allowed(path: Path) -> None:
+    """InvalidModelError when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` forbids loading model
+    files, or holds something other than MLflow's true/false/1/0 (case-insensitive)."""
+    value = os.environ.get(ALLOW_DESERIALIZATION_VARIABLE)
+    if value is None or value.lower() in ("true", "1"):
+        return
+    if value.lower() not in ("false", "0"):
+        raise InvalidModelError(
+            f"{ALLOW_DESERIALIZATION_VARIABLE} is {value!r}; expected true, false, 1 or 0 "
+            "(case-insensitive), as MLflow reads it. Set it to true to load models, or unset it."
+        )
+    variable = ALLOW_DESERIALIZATION_VARIABLE
+    raise InvalidModelError(
+        f"loading {path} is refused: {variable} is {value!r}, and loading a model file can "
+        "run code from it (skops too: its trusted types come from the model's own MLmodel). "
+        f"Only load models from sources you trust; set {variable} to true (or unset it) to "
+        "allow loading."
+    )
 
 
 def _load_skops(path: Path, trusted_types: list[str] | None) -> Any:
