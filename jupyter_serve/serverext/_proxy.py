@@ -97,6 +97,7 @@ class DeploymentProxyHandler(JupyterServeHandler):
         self._deployment_id = ""
         self._refusal: web.HTTPError | None = None
         self._client_gone = False
+        self._chunked_bytes_left: int | None = None  # a chunked body's room under the limit
 
     def compute_etag(self) -> str | None:
         """No ETag of the proxy's own: the deployment's headers pass through unchanged."""
@@ -184,9 +185,16 @@ class DeploymentProxyHandler(JupyterServeHandler):
                     f"the request body ({length} bytes) is over the proxy's limit of {limit} "
                     "bytes (c.JupyterServeProxy.max_body_size)",
                 )
+        bound = limit
+        if length is None:
+            # A chunked body's size shows on the way: data_received refuses it past the limit
+            # and drains up to this much more, so that the client reads the 413; beyond that,
+            # Tornado cuts the connection.
+            self._chunked_bytes_left = limit
+            bound = limit + _DRAINED_BODY_LIMIT
         connection = self.request.connection
         if connection is not None and hasattr(connection, "set_max_body_size"):
-            connection.set_max_body_size(limit)  # bounds chunked bodies too
+            connection.set_max_body_size(bound)
         return length
 
     def _start_upstream(
@@ -223,7 +231,18 @@ class DeploymentProxyHandler(JupyterServeHandler):
         self._answer.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def data_received(self, chunk: bytes) -> None:
-        if self._body is not None and self._answer is not None:
+        if self._chunked_bytes_left is not None and self._refusal is None:
+            self._chunked_bytes_left -= len(chunk)
+            if self._chunked_bytes_left < 0:
+                limit = self.proxy_settings.max_body_size
+                self._refusal = http_error(
+                    413,
+                    f"the chunked request body is over the proxy's limit of {limit} bytes "
+                    "(c.JupyterServeProxy.max_body_size)",
+                )
+                if self._body is not None:
+                    self._body.abort()  # the deployment never gets a cut-off body as complete
+        if self._refusal is None and self._body is not None and self._answer is not None:
             await self._body.forward(chunk, self._answer)
 
     def on_connection_close(self) -> None:
