@@ -136,15 +136,15 @@ def load(path: Path, serialization_format: str, trusted_types: list[str] | None)
 def _require_deserialization_allowed(path: Path) -> None:
     """InvalidModelError when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` forbids loading model
     files, or holds something other than MLflow's true/false/1/0 (case-insensitive)."""
-    value = os.environ.get(ALLOW_DESERIALIZATION_VARIABLE)
+    variable = ALLOW_DESERIALIZATION_VARIABLE
+    value = os.environ.get(variable)
     if value is None or value.lower() in ("true", "1"):
         return
     if value.lower() not in ("false", "0"):
         raise InvalidModelError(
-            f"{ALLOW_DESERIALIZATION_VARIABLE} is {value!r}; expected true, false, 1 or 0 "
-            "(case-insensitive), as MLflow reads it. Set it to true to load models, or unset it."
+            f"{variable} is {value!r}; expected true, false, 1 or 0 (case-insensitive), as "
+            "MLflow reads it. Set it to true to load models, or unset it."
         )
-    variable = ALLOW_DESERIALIZATION_VARIABLE
     raise InvalidModelError(
         f"loading {path} is refused: {variable} is {value!r}, and loading a model file can "
         "run code from it (skops too: its trusted types come from the model's own MLmodel). "

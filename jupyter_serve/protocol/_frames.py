@@ -145,7 +145,7 @@ def _plain_columns(split: dict[str, Any], view: SignatureView) -> PlainColumns |
 
     With a schema, the kinds are its columns'; without one, each column's kind is the one
     pandas infers from its values (``_inferred_kind``)."""
-    if not (view.named or not view.has_schema) or len(split) != 2:
+    if (view.has_schema and not view.named) or len(split) != 2:
         return None
     columns = split.get("columns")
     rows = split.get("data")
