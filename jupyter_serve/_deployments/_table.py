@@ -23,7 +23,7 @@ from jupyter_serve._deployments._environment import (
     proxy_url,
 )
 from jupyter_serve._deployments._servers import start_server
-from jupyter_serve._deployments._switch_interval import SwitchInterval
+from jupyter_serve._deployments._serving_runtime import ServingRuntime
 from jupyter_serve.discovery import deployment_id, is_valid_deployment_name, read_records
 from jupyter_serve.errors import DeploymentError
 
@@ -82,7 +82,7 @@ class DeploymentTable:
         self._writer: threading.Thread | None = None
         self._wake_writer = threading.Event()
         self._change_listeners: list[Callable[[], None]] = []
-        self._switch_interval = SwitchInterval()
+        self._serving_runtime = ServingRuntime()
 
     def add_change_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after each deployment starts or stops (not on swaps), on the
@@ -153,7 +153,7 @@ class DeploymentTable:
             self._by_name[name] = deployment
             deployment.publish()
             self._ensure_writer()
-            self._switch_interval.shorten()
+            self._serving_runtime.enter()
         self._notify_change()
         return deployment, False
 
@@ -225,7 +225,7 @@ class DeploymentTable:
             if self._by_name.get(deployment.name) is deployment:
                 del self._by_name[deployment.name]
             if not self._by_name:
-                self._switch_interval.restore()
+                self._serving_runtime.leave()
         deployment.shut_down()
         self._join_writer_if_idle()
         self._notify_change()
