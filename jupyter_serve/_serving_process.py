@@ -1,6 +1,7 @@
 """What a process that only serves (``jupyter-serve models serve``, each ``-w`` worker) tunes
-once its model is loaded. Each change is process-wide, which is why a kernel never gets them:
-there they would reach into the user's own code."""
+once its model is loaded. Each change is process-wide and lasts as long as the process, which
+is why a kernel never gets them: there they would reach into the user's own code. (A serving
+kernel only gets knobs it puts back: see ``_deployments/_serving_runtime.py``.)"""
 
 from __future__ import annotations
 
