@@ -43,8 +43,8 @@ logger = logging.getLogger("jupyter_serve.server")
 
 SECRET_HEADER = "X-Jupyter-Serve-Secret"
 STOP_ROUTE = "/-/jupyter-serve/stop"
-# Tornado's own body limit, lifted where the handlers enforce ours (see prepare).
-UNLIMITED_BODY = 2**62
+# Tornado's own body limit, lifted where the handlers enforce ours (refusal_before_body).
+_UNLIMITED_BODY = 2**62
 # Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
 # them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
 INLINE_PARSE_BYTES = 256 * 1024
@@ -96,18 +96,9 @@ class _ScoringHandler(RequestHandler):
     def prepare(self) -> None:
         self._state.metrics.request_started()
         self._counted = True
-        if self._state.options.require_secret and not self._has_secret():
-            self._answer(forbidden_response())
-            return
-        limit = self._state.options.max_body_bytes
-        if declares_too_much(self.request.headers, limit):
-            self._answer(body_too_large_response(limit))
-            return
-        # Tornado's own limit answers a bare 400 before data_received sees the chunk that
-        # crosses it; data_received enforces ours instead, on the running total.
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(UNLIMITED_BODY)
+        refusal = refusal_before_body(self._state, self.request.headers, self.request.connection)
+        if refusal is not None:
+            self._answer(refusal)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -197,6 +188,26 @@ class _ScoringHandler(RequestHandler):
             record_finish(self._state, request.method, request.path, status, self._started)
 
 
+def refusal_before_body(
+    state: ServingState, headers: HTTPHeaders, connection: object
+) -> ScoringResponse | None:
+    """The answer a request gets from its headers alone: 403 without the secret the
+    deployment requires, 413 for a Content-Length over the body limit; None otherwise.
+
+    Then Tornado's own body limit is lifted on ``connection``: it answers a bare 400 before
+    data_received sees the chunk that crosses it, so the caller enforces ours instead, on the
+    running total.
+    """
+    options = state.options
+    if options.require_secret and not offers_secret(headers, options.secret):
+        return forbidden_response()
+    if declares_too_much(headers, options.max_body_bytes):
+        return body_too_large_response(options.max_body_bytes)
+    if isinstance(connection, HTTP1Connection):
+        connection.set_max_body_size(_UNLIMITED_BODY)
+    return None
+
+
 def declares_too_much(headers: HTTPHeaders, limit: int) -> bool:
     """Whether the request's Content-Length is over ``limit`` bytes."""
     declared = headers.get("Content-Length")
@@ -275,7 +286,7 @@ def _open_inference_routes(state: ServingState) -> list[Any]:
 
 def make_application(state: ServingState) -> Application:
     """The Tornado application of one deployment's routes but ``/invocations`` (see
-    `_invocations.make_router`): MLflow's others and the Open Inference Protocol's, plus the
+    `_invocations.ScoringRoutes`): MLflow's others and the Open Inference Protocol's, plus the
     remote-stop control route when the deployment has a secret."""
     routes: list[Any] = [
         (r"/ping", PingHandler, {"state": state}),

@@ -21,7 +21,6 @@ from typing import Any
 
 import tornado
 from tornado import httputil
-from tornado.http1connection import HTTP1Connection
 
 from jupyter_serve.protocol import (
     PlainColumns,
@@ -36,15 +35,13 @@ from jupyter_serve.protocol import (
 )
 from jupyter_serve.server._handlers import (
     INLINE_PARSE_BYTES,
-    UNLIMITED_BODY,
     ServedModel,
     ServingState,
-    declares_too_much,
     make_application,
-    offers_secret,
     record_finish,
+    refusal_before_body,
 )
-from jupyter_serve.server._responses import forbidden_response, internal_error_response
+from jupyter_serve.server._responses import internal_error_response
 
 logger = logging.getLogger("jupyter_serve.server")
 
@@ -137,17 +134,9 @@ class _Invocation(httputil.HTTPMessageDelegate):
         self._content_type = headers.get("Content-Type")
         state.metrics.request_started()
         self._counted = True
-        options = state.options
-        if options.require_secret and not offers_secret(headers, options.secret):
-            self._answer(forbidden_response())
-            return
-        if declares_too_much(headers, options.max_body_bytes):
-            self._answer(body_too_large_response(options.max_body_bytes))
-            return
-        # Tornado's own limit answers a bare 400 before data_received sees the chunk that
-        # crosses it; data_received enforces ours instead, on the running total.
-        if isinstance(self._connection, HTTP1Connection):
-            self._connection.set_max_body_size(UNLIMITED_BODY)
+        refusal = refusal_before_body(state, headers, self._connection)
+        if refusal is not None:
+            self._answer(refusal)
 
     def data_received(self, chunk: bytes) -> None:
         if self._answered:
