@@ -89,8 +89,7 @@ class _ScoringHandler(RequestHandler):
     def initialize(self, state: ServingState) -> None:
         self._state = state
         self._started = time.perf_counter()
-        self._body_chunks: list[bytes] = []
-        self._body_size = 0
+        self._body = BodyBuffer(state.options.max_body_bytes)
         self._counted = False
 
     def prepare(self) -> None:
@@ -103,12 +102,8 @@ class _ScoringHandler(RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return
-        self._body_size += len(chunk)
-        if self._body_size > self._state.options.max_body_bytes:
-            self._body_chunks.clear()
+        if not self._body.add(chunk):
             self._answer(body_too_large_response(self._state.options.max_body_bytes))
-            return
-        self._body_chunks.append(chunk)
 
     async def get(self) -> None:
         await self._dispatch()
@@ -143,9 +138,9 @@ class _ScoringHandler(RequestHandler):
         """The answer to an allowed request; the subclass's route logic."""
         raise NotImplementedError
 
-    @property
-    def body(self) -> bytes:
-        return b"".join(self._body_chunks)
+    def take_body(self) -> bytes:
+        """The request's body, once: the handler lets go of it."""
+        return self._body.take()
 
     def _has_secret(self) -> bool:
         return offers_secret(self.request.headers, self._state.options.secret)
@@ -186,6 +181,29 @@ class _ScoringHandler(RequestHandler):
             self._counted = False
             request = self.request
             record_finish(self._state, request.method, request.path, status, self._started)
+
+
+class BodyBuffer:
+    """A request body as its chunks arrive, up to ``limit`` bytes in all."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False (and nothing kept) once the body is over the limit."""
+        self._size += len(chunk)
+        if self._size > self._limit:
+            self._chunks.clear()
+            return False
+        self._chunks.append(chunk)
+        return True
+
+    def take(self) -> bytes:
+        """The body received so far; the buffer lets go of it (it may be large)."""
+        body, self._chunks = b"".join(self._chunks), []
+        return body
 
 
 def refusal_before_body(

@@ -35,6 +35,7 @@ from jupyter_serve.protocol import (
 )
 from jupyter_serve.server._handlers import (
     INLINE_PARSE_BYTES,
+    BodyBuffer,
     ServedModel,
     ServingState,
     make_application,
@@ -117,8 +118,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         self._method = ""
         self._path = "/invocations"
         self._content_type: str | None = None
-        self._chunks: list[bytes] = []
-        self._size = 0
+        self._body = BodyBuffer(state.options.max_body_bytes)
         self._answered = False
         self._counted = False
         self._timer: asyncio.TimerHandle | None = None
@@ -141,13 +141,8 @@ class _Invocation(httputil.HTTPMessageDelegate):
     def data_received(self, chunk: bytes) -> None:
         if self._answered:
             return
-        self._size += len(chunk)
-        limit = self._state.options.max_body_bytes
-        if self._size > limit:
-            self._chunks.clear()
-            self._answer(body_too_large_response(limit))
-            return
-        self._chunks.append(chunk)
+        if not self._body.add(chunk):
+            self._answer(body_too_large_response(self._state.options.max_body_bytes))
 
     def finish(self) -> None:
         if self._answered:
@@ -157,7 +152,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
             return
         state = self._state
         served = state.current  # a swap from now on does not touch this request
-        body, self._chunks = b"".join(self._chunks), []
+        body = self._body.take()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + state.options.timeout - (time.perf_counter() - self._started)
         self._timer = loop.call_at(deadline, self._time_out)

@@ -150,16 +150,17 @@ class InferHandler(_OpenInferenceHandler):
         if refused is not None:
             return refused
         headers = self.request.headers
+        body = self.take_body()
         parse = partial(
             _parse_and_prepare,
             served.model,
-            self.body,
+            body,
             headers.get("Content-Type"),
             headers.get(BINARY_HEADER),
         )
         deadline = self._started + state.options.timeout
         try:
-            if len(self.body) <= INLINE_PARSE_BYTES:
+            if len(body) <= INLINE_PARSE_BYTES:
                 data, params, request = parse()
             else:
                 parsing = asyncio.get_running_loop().run_in_executor(state.executor, parse)
