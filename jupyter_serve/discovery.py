@@ -7,14 +7,22 @@ the one thing both sides share: no kernel object ever crosses.
 
 A file whose ``pid`` no longer runs belongs to a killed kernel: readers treat it as stale and
 may delete it.
+
+Records carry a secret and name where the proxy forwards, so both sides trust the directory
+and its files only when this user owns them and nobody else may write there: the writer
+refuses an unsafe directory, readers skip files another user owns and records that do not
+hold the fields they need with the types they need (each is logged once, never fatal).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import re
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +31,20 @@ from typing import Any
 from jupyter_core.paths import jupyter_runtime_dir
 
 FORMAT_VERSION = 1
+# Linux pids stay below 2**22; anything past a C int cannot name a process at all.
+_MAX_PID = 2**31 - 1
+_log = logging.getLogger(__name__)
+_reported: set[tuple[str, int, int]] = set()
+
+
+class InvalidRecordError(ValueError):
+    """A discovery file that does not hold a usable record; the message names the field."""
+
+
+class UnsafeDiscoveryDirectoryError(PermissionError):
+    """The discovery directory is owned by another user or writable by group or others."""
+
+
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -77,19 +99,131 @@ class DeploymentRecord:
         return {"id": self.id, "url": self.url, **asdict(self)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DeploymentRecord:
+    def from_json(cls, data: Any) -> DeploymentRecord:
+        """The record held by parsed JSON ``data``; unknown keys are ignored.
+
+        Raises :class:`InvalidRecordError` naming the first field that is missing or of the
+        wrong type or range (a record is data from another process, never trusted as is).
+        """
+        if not isinstance(data, dict):
+            raise InvalidRecordError(
+                f"a discovery record is a JSON object, not {type(data).__name__}"
+            )
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for name, check in _FIELD_CHECKS.items():
+            if name in values or name in _REQUIRED_FIELDS:
+                problem = check(values.get(name, _MISSING))
+                if problem:
+                    raise InvalidRecordError(f"field {name!r} {problem}")
+        return cls(**values)
+
+
+_MISSING = object()
+
+
+def _text(value: Any) -> str | None:
+    if value is _MISSING:
+        return "is missing"
+    return None if isinstance(value, str) else f"must be a string, not {type(value).__name__}"
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _integer_in(low: int, high: int) -> Any:
+    def check(value: Any) -> str | None:
+        if value is _MISSING:
+            return "is missing"
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"must be an integer from {low} to {high}"
+        return None
+
+    return check
+
+
+def _name(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is None and not _DEPLOYMENT_NAME.match(value):
+        return "is not a deployment name (letters, digits, '_.-', at most 64 characters)"
+    return problem
+
+
+def _finite_number(value: Any) -> str | None:
+    if value is _MISSING:
+        return "is missing"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number"
+    return None if math.isfinite(value) else "must be a finite number"
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a JSON object"
+
+
+_FIELD_CHECKS = {
+    "name": _name,
+    "pid": _integer_in(1, _MAX_PID),
+    "host": _text,
+    "port": _integer_in(1, 65535),
+    "model_uri": _text,
+    "status": _text,
+    "started_at": _finite_number,
+    "kernel_id": _optional_text,
+    "version": _optional_text,
+    "metrics": _object,
+    "secret": _optional_text,
+    "require_secret": _boolean,
+    "proxy_url": _optional_text,
+    "format_version": _integer_in(1, 2**31 - 1),
+}
+_REQUIRED_FIELDS = frozenset({"name", "pid", "host", "port", "model_uri", "status", "started_at"})
 
 
 def record_path(record_id: str, directory: Path | None = None) -> Path:
     return (directory or discovery_dir()) / f"deployment-{record_id}.json"
 
 
+def _unsafe_because(info: os.stat_result) -> str | None:
+    if info.st_uid != os.getuid():
+        return f"it is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"it is writable by group or others (mode {stat.filemode(info.st_mode)})"
+    return None
+
+
+def check_private_directory(directory: Path) -> None:
+    """Raise :class:`UnsafeDiscoveryDirectoryError` unless this user alone can write there.
+
+    Records hold the proxy's secret and tell the Jupyter server where to forward: a directory
+    another user owns or may write to would leak the one and let them plant the other.
+    """
+    info = directory.stat()
+    problem = "it is not a directory" if not stat.S_ISDIR(info.st_mode) else None
+    problem = problem or _unsafe_because(info)
+    if problem:
+        raise UnsafeDiscoveryDirectoryError(
+            f"jupyter-serve refuses the discovery directory {directory}: {problem}. Its records "
+            "hold a secret, so it must belong to you with mode 700: remove it (it is recreated) "
+            f"or run `chmod 700 {directory}` if it is yours, or point JUPYTER_RUNTIME_DIR at a "
+            "private directory."
+        )
+
+
 def write_record(record: DeploymentRecord, directory: Path | None = None) -> Path:
-    """Write or replace ``record``'s file atomically (readers never see half a file)."""
+    """Write or replace ``record``'s file atomically (readers never see half a file).
+
+    Raises :class:`UnsafeDiscoveryDirectoryError` when the directory already exists and
+    another user owns it or may write to it; nothing is written there then.
+    """
     target_dir = directory or discovery_dir()
     target_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private_directory(target_dir)
     target = record_path(record.id, target_dir)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target_dir)
     try:
@@ -112,26 +246,97 @@ def remove_record(record_id: str, directory: Path | None = None) -> None:
 def pid_is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True  # alive, owned by another user
     return True
 
 
+def _report_once(path: Path, info: os.stat_result | None, reason: str) -> None:
+    """Log a skipped file once per version of it: the listing is polled every few seconds."""
+    key = (str(path), info.st_mtime_ns if info else 0, info.st_size if info else 0)
+    if key not in _reported:
+        if len(_reported) > 10_000:
+            _reported.clear()
+        _reported.add(key)
+        _log.warning("jupyter-serve: ignoring discovery file %s: %s", path, reason)
+
+
+def _load_owned_record(path: Path) -> DeploymentRecord | None:
+    """The record in ``path`` if this user owns the file and it holds a valid record."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        _report_once(path, None, f"it cannot be opened ({error.strerror})")
+        return None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        problem = _unsafe_because(info)
+        if problem is None and not stat.S_ISREG(info.st_mode):
+            problem = "it is not a regular file"
+        if problem:
+            _report_once(path, info, problem)
+            return None
+        try:
+            return DeploymentRecord.from_json(json.loads(file.read(_MAX_RECORD_BYTES + 1)))
+        except (ValueError, RecursionError) as error:
+            _report_once(path, info, f"it holds no valid record ({error})")
+            return None
+
+
+# A record is a few hundred bytes; anything far larger is not one (and is not read whole).
+_MAX_RECORD_BYTES = 1024 * 1024
+
+
+def _private_directory_or_none(source: Path) -> bool:
+    try:
+        check_private_directory(source)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        _report_once(source, None, str(error))
+        return False
+    return True
+
+
+def read_record(record_id: str, directory: Path | None = None) -> DeploymentRecord | None:
+    """The record of ``record_id`` if its file is present, ours and valid; else None.
+
+    The record's own id must match the file's name. Liveness is not checked here.
+    """
+    source = directory or discovery_dir()
+    if not _private_directory_or_none(source):
+        return None
+    path = record_path(record_id, source)
+    record = _load_owned_record(path)
+    if record is not None and record.id != record_id:
+        _report_once(path, None, f"it announces deployment {record.id}, not {record_id}")
+        return None
+    return record
+
+
 def read_records(
     directory: Path | None = None, *, remove_stale: bool = False
 ) -> list[DeploymentRecord]:
-    """Every live deployment announced in ``directory``; unreadable files are skipped.
+    """Every live deployment announced in ``directory``.
 
+    Files another user owns, and files that hold no valid record, are skipped and logged;
+    an unsafe directory (see :func:`check_private_directory`) yields no records at all.
     Records of dead processes are left out, and deleted when ``remove_stale`` is true.
     """
     source = directory or discovery_dir()
+    if not _private_directory_or_none(source):
+        return []
     records: list[DeploymentRecord] = []
     for path in sorted(source.glob("deployment-*.json")):
-        try:
-            record = DeploymentRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
+        record = _load_owned_record(path)
+        if record is None:
+            continue
+        if path.name != record_path(record.id, source).name:
+            _report_once(path, None, f"it announces deployment {record.id}, another file name")
             continue
         if pid_is_alive(record.pid):
             records.append(record)

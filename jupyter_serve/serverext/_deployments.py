@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from jupyter_serve.discovery import (
     DeploymentRecord,
     pid_is_alive,
+    read_record,
     read_records,
     record_path,
 )
@@ -62,16 +62,12 @@ def record_of_kernels(deployment_id: str, kernel_ids: Collection[str]) -> Deploy
     """
     if not is_deployment_id(deployment_id):
         return None
-    path = record_path(deployment_id)
-    try:
-        record = DeploymentRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
-    if record.id != deployment_id or record.kernel_id not in kernel_ids:
+    record = read_record(deployment_id)
+    if record is None or record.kernel_id not in kernel_ids:
         return None
     if not pid_is_alive(record.pid):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            record_path(deployment_id).unlink()
         return None
     return record
 
