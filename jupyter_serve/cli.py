@@ -28,6 +28,7 @@ from jupyter_serve.registry import (
     signature_summary,
 )
 from jupyter_serve.server import add_serve_parser
+from jupyter_serve.targets._commands import add_target_commands
 
 PROG = "jupyter-serve"
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alias_parser(models_commands)
     add_delete_parser(models_commands)
     add_serve_parser(models_commands)
+    add_target_commands(commands)
     return parser
 
 
