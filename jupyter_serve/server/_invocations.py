@@ -21,6 +21,7 @@ from typing import Any
 
 import tornado
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection
 
 from jupyter_serve.protocol import (
     PlainColumns,
@@ -122,6 +123,8 @@ class _Invocation(httputil.HTTPMessageDelegate):
         self._answered = False
         self._counted = False
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._prediction: asyncio.Future[ScoringResponse] | None = None
 
     def headers_received(
         self,
@@ -153,8 +156,13 @@ class _Invocation(httputil.HTTPMessageDelegate):
         state = self._state
         served = state.current  # a swap from now on does not touch this request
         body = self._body.take()
+        if isinstance(self._connection, HTTP1Connection):
+            # Tells on_connection_close of a client gone while its request is being answered
+            # (the delegate's own callback only covers a client gone mid-body).
+            self._connection.set_close_callback(self.on_connection_close)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + state.options.timeout - (time.perf_counter() - self._started)
+        self._deadline = deadline
         self._timer = loop.call_at(deadline, self._time_out)
         if len(body) <= INLINE_PARSE_BYTES:
             try:
@@ -174,6 +182,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         if not self._answered:
             self._answered = True
             self._cancel_timer()
+            self._withdraw_prediction()
             self._record_finish(499)
 
     def _parsed(
@@ -190,9 +199,10 @@ class _Invocation(httputil.HTTPMessageDelegate):
     def _submit(self, served: ServedModel, parsed: tuple[ScoringRequest, Any, Any]) -> None:
         request, data, params = parsed
         answer = self._state.batcher.submit(
-            served.model, data, params, wrap=request.wrap_predictions
+            served.model, data, params, wrap=request.wrap_predictions, deadline=self._deadline
         )
         answer.add_done_callback(self._predicted)
+        self._prediction = answer
 
     def _predicted(self, answer: asyncio.Future[ScoringResponse]) -> None:
         if not answer.cancelled():
@@ -200,7 +210,13 @@ class _Invocation(httputil.HTTPMessageDelegate):
 
     def _time_out(self) -> None:
         self._timer = None
+        self._withdraw_prediction()
         self._answer(timeout_response(self._state.options.timeout))
+
+    def _withdraw_prediction(self) -> None:
+        # Nobody waits for it any more: a queued prediction must not take a thread's time.
+        if self._prediction is not None:
+            self._state.batcher.withdraw(self._prediction)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

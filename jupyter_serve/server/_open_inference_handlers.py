@@ -142,6 +142,7 @@ class ModelReadyHandler(_OpenInferenceHandler):
 
 class InferHandler(_OpenInferenceHandler):
     allowed_methods = ("POST",)
+    _prediction: asyncio.Future[ScoringResponse] | None = None
 
     async def respond(self) -> ScoringResponse:
         state = self._state
@@ -159,11 +160,12 @@ class InferHandler(_OpenInferenceHandler):
             headers.get(BINARY_HEADER),
         )
         deadline = self._started + state.options.timeout
+        loop = asyncio.get_running_loop()
         try:
             if len(body) <= INLINE_PARSE_BYTES:
                 data, params, request = parse()
             else:
-                parsing = asyncio.get_running_loop().run_in_executor(state.executor, parse)
+                parsing = loop.run_in_executor(state.executor, parse)
                 data, params, request = await asyncio.wait_for(
                     asyncio.shield(parsing), _remaining(deadline)
                 )
@@ -176,12 +178,35 @@ class InferHandler(_OpenInferenceHandler):
                 array_name=array_output_name(served.model),
                 binary_outputs=request.binary_outputs,
             )
-            answer = state.batcher.submit(served.model, data, params, wrap=True, render=render)
-            return await asyncio.wait_for(asyncio.shield(answer), _remaining(deadline))
+            remaining = _remaining(deadline)
+            answer = state.batcher.submit(
+                served.model,
+                data,
+                params,
+                wrap=True,
+                render=render,
+                deadline=loop.time() + remaining,
+            )
+            self._prediction = answer
+            # Not wait_for: a withdrawn (cancelled) answer must not cancel this coroutine.
+            await asyncio.wait((answer,), timeout=remaining)
         except (OpenInferenceError, ScoringError) as error:
             return error.to_response()
         except asyncio.TimeoutError:
             return timeout_response(state.options.timeout)
+        if answer.done() and not answer.cancelled():
+            return answer.result()
+        self._withdraw_prediction()
+        return timeout_response(state.options.timeout)
+
+    def on_connection_close(self) -> None:
+        self._withdraw_prediction()
+        super().on_connection_close()
+
+    def _withdraw_prediction(self) -> None:
+        # Nobody waits for it any more: a queued prediction must not take a thread's time.
+        if self._prediction is not None:
+            self._state.batcher.withdraw(self._prediction)
 
 
 class OpenInferenceNotFoundHandler(_OpenInferenceHandler):
