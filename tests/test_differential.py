@@ -30,6 +30,7 @@ from conftest import run_python
 from differential.cases import (
     CASES,
     FIX_415_JSON,
+    FIX_CLIENT_FAULT,
     FIX_MISSING_CONTENT_TYPE,
     MODELS,
     OUR_VERSION,
@@ -240,6 +241,10 @@ def test_same_answer_as_mlflow(case: Case, servers: dict[str, tuple[Served, Serv
         assert theirs.status == 500
         _assert_error_json(ours, 415)
         assert "Content-Type" in ours.json["message"]
+    elif case.expect == FIX_CLIENT_FAULT:
+        assert (theirs.status, theirs.text) == (500, "Internal Server Error")
+        _assert_error_json(ours, 400)
+        assert ours.error_code == "BAD_REQUEST"
     elif case.expect == OUR_VERSION:
         assert (theirs.status, theirs.text) == (200, "3.17.2")
         assert ours.status == 200

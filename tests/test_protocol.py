@@ -490,3 +490,41 @@ def test_instances_lengths_are_checked_on_required_columns_only() -> None:
     both_required = from_object(EchoModel(), signature=columns_signature(a="double", b="double"))
     with pytest.raises(ScoringError, match="not the same"):
         parse_invocation(body, "application/json", both_required)
+
+
+@pytest.mark.parametrize(
+    ("body", "lone"),
+    [
+        (rb'["\ud800"]', True),
+        (rb'["\uDC00 x"]', True),
+        (rb'["\ud83d"]', True),  # a high half without its low half
+        (rb'["\ude00\ud83d"]', True),  # the halves in the wrong order
+        (b'["\xed\xa0\x80"]', True),  # surrogate bytes, which json.loads lets through
+        ('["\\ud800"]'.encode("utf-16"), True),
+        (rb'["\ud83d\ude00"]', False),  # a pair is one character
+        (rb'["\\ud800"]', False),  # an escaped backslash, then text
+        (rb'["\\\ud83d\ude00"]', False),
+        (rb'["\u00e9", "plain"]', False),
+        ("한국어".encode(), False),  # UTF-8 lead byte 0xED, no surrogate
+        (b'["\xff', False),  # not text: the decoder refuses it
+    ],
+)
+def test_lone_surrogates_are_found_exactly(body: bytes, lone: bool) -> None:
+    from jupyter_serve.protocol._json_body import holds_lone_surrogates
+
+    assert holds_lone_surrogates(body) is lone
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests lists or objects deeper"),
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, "nests lists or objects deeper"),
+        (b"[" + b"9" * 5_000 + b"]", "integer of more than 4300 digits"),
+    ],
+)
+def test_json_beyond_the_decoders_limits_is_a_400_naming_the_limit(body: bytes, words: str) -> None:
+    fields = error_json(refusal(body))
+    assert fields["error_code"] == "BAD_REQUEST"
+    assert words in fields["message"]
+    assert "set_int_max_str_digits" not in fields["message"]  # the server's knob, not the client's

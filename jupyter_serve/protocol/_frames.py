@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jupyter_serve.protocol._errors import invalid_input
+from jupyter_serve.protocol._errors import ScoringError, invalid_input
 from jupyter_serve.protocol._signature_view import InputSpec, SignatureView
 
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
@@ -33,7 +33,12 @@ def _type_word(value: Any) -> str:
 def frame_from_split(split: Any, view: SignatureView) -> pd.DataFrame:
     """The DataFrame of a ``dataframe_split`` value; ScoringError 400 when it is not one."""
     data = split_input(split, view)
-    return data.to_frame() if isinstance(data, PlainColumns) else data
+    if not isinstance(data, PlainColumns):
+        return data
+    try:
+        return data.to_frame()
+    except Exception as error:  # a lone surrogate, which pandas' text columns refuse
+        raise _not_a_split(error) from error
 
 
 def split_input(split: Any, view: SignatureView) -> pd.DataFrame | PlainColumns:
@@ -57,11 +62,15 @@ def split_input(split: Any, view: SignatureView) -> pd.DataFrame | PlainColumns:
             index=split.get("index"), columns=split.get("columns"), data=split["data"]
         )
     except Exception as error:
-        raise invalid_input(
-            "Provided dataframe_split field is not a valid dataframe representation in 'split' "
-            f"format. Error: '{error}'"
-        ) from error
+        raise _not_a_split(error) from error
     return cast_to_schema(frame, view)
+
+
+def _not_a_split(error: Exception) -> ScoringError:
+    return invalid_input(
+        "Provided dataframe_split field is not a valid dataframe representation in 'split' "
+        f"format. Error: '{error}'"
+    )
 
 
 # Exactness bounds of plain columns: every int below 2**53 is a float64 exactly.

@@ -31,9 +31,10 @@ def split_binary_body(body: bytes, header_length: str) -> tuple[bytes, memoryvie
     ``Inference-Header-Content-Length: header_length``. Raises OpenInferenceError 400 when
     the length is no whole number between 1 and the body's size."""
     text = header_length.strip()
-    if not text.isdigit() or not 0 < int(text) <= len(body):
+    # isascii: str.isdigit also holds for digits int() refuses, such as "²".
+    if not (text.isascii() and text.isdigit() and len(text) <= 20 and 0 < int(text) <= len(body)):
         raise _bad(
-            f"{BINARY_HEADER} is {header_length!r}, but it must be the size in bytes of the "
+            f"{BINARY_HEADER} is {header_length[:40]!r}, but it must be the size in bytes of the "
             f"JSON inference header at the start of the body (1 to {len(body)} here); send "
             "the header's exact byte length."
         )

@@ -10,7 +10,6 @@ strictly against the JSON values: a client's mistake is a 400 naming the input.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from jupyter_serve.protocol._frames import cast_to_schema
+from jupyter_serve.protocol._json_body import JsonLimitError, decode_json, holds_lone_surrogates
 from jupyter_serve.protocol._open_inference import OpenInferenceError
 from jupyter_serve.protocol._open_inference_binary import BinaryTensorReader, split_binary_body
 from jupyter_serve.protocol._signature_view import SignatureView, signature_view
@@ -27,6 +27,10 @@ _INTEGER_TYPES = {f"INT{bits}": np.dtype(f"int{bits}") for bits in (8, 16, 32, 6
 _UNSIGNED_TYPES = {f"UINT{bits}": np.dtype(f"uint{bits}") for bits in (8, 16, 32, 64)}
 _FLOAT_TYPES = {f"FP{bits}": np.dtype(f"float{bits}") for bits in (16, 32, 64)}
 DATATYPES = ("BOOL", *_UNSIGNED_TYPES, *_INTEGER_TYPES, *_FLOAT_TYPES, "BYTES")
+# Limits of a shape, below numpy's (64 dimensions; sizes whose product, zeros left out, fits
+# in an index): a shape beyond them describes no array, even an empty one.
+MAX_DIMENSIONS = 32
+MAX_ELEMENTS = 2**48
 # Request parameters that steer the protocol, never handed to the model as params.
 _PROTOCOL_PARAMETERS = frozenset(
     {"content_type", "headers", "binary_data_output", "sequence_id", "priority", "timeout"}
@@ -114,7 +118,19 @@ def _as_array(values: list[Any], datatype: str, name: str) -> np.ndarray[Any, An
                 f"input {name!r} holds a value outside the range of {datatype} "
                 f"[{info.min}, {info.max}]; declare a wider datatype."
             )
-    return np.array(values, dtype=dtype)
+        return np.array(values, dtype=dtype)
+    try:
+        if datatype == "FP64":  # a Python float is one: only a huge int can overflow
+            return np.array(values, dtype=dtype)
+        with np.errstate(over="raise"):
+            return np.array(values, dtype=dtype)
+    except (OverflowError, FloatingPointError):
+        largest = np.finfo(dtype).max
+        raise _bad(
+            f"input {name!r} holds a value outside the range of {datatype} "
+            f"[{-largest:.4g}, {largest:.4g}]; "
+            + ("declare a wider datatype." if datatype != "FP64" else "send values within it.")
+        ) from None
 
 
 def _parse_tensor(
@@ -132,10 +148,7 @@ def _parse_tensor(
     if missing:
         raise _bad(f"input {name!r} has no {', '.join(repr(key) for key in missing)}.")
     shape, datatype = tensor["shape"], tensor["datatype"]
-    if not isinstance(shape, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-    ):
-        raise _bad(f"input {name!r} has shape {shape!r}; expected a list of non-negative ints.")
+    _check_shape(shape, name)
     if datatype not in DATATYPES:
         raise _bad(
             f"input {name!r} has the unknown datatype {datatype!r}; expected one of "
@@ -161,6 +174,23 @@ def _parse_tensor(
             f"holds {len(values)} elements; send as many values as the shape says."
         )
     return name, _as_array(values, datatype, name).reshape(shape)
+
+
+def _check_shape(shape: Any, name: str) -> None:
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise _bad(f"input {name!r} has shape {shape!r}; expected a list of non-negative ints.")
+    if len(shape) > MAX_DIMENSIONS:
+        raise _bad(
+            f"input {name!r} has {len(shape)} dimensions; a shape has at most {MAX_DIMENSIONS}."
+        )
+    if math.prod(n for n in shape if n) > MAX_ELEMENTS:
+        raise _bad(
+            f"input {name!r} has shape {shape}, whose sizes multiply to more than 2**48 "
+            "elements even with its zeros left out; no array has that shape. Send the "
+            "shape of the data."
+        )
 
 
 def _requested_outputs(
@@ -279,9 +309,22 @@ def parse_inference_request(
     then the body is a JSON header and raw tensors (the binary tensor data extension, any
     Content-Type). Raises OpenInferenceError 400 for a body that is not a valid inference
     request (bad shape, unknown datatype, data not matching the datatype or the shape,
-    binary sizes that do not add up), 415 for a non-JSON Content-Type without the binary
-    header. Pure and thread-safe.
+    binary sizes that do not add up, JSON beyond the limits of `decode_json`, a lone
+    surrogate escape), 415 for a non-JSON Content-Type without the binary header. Pure and
+    thread-safe.
     """
+    try:
+        return _parse_inference_request(body, content_type, model, binary_header)
+    except RecursionError:
+        # A document nested just under the decoder's limit, met deeper in the stack.
+        raise _bad(
+            "the request nests lists or objects too deeply to be read; send less nesting."
+        ) from None
+
+
+def _parse_inference_request(
+    body: bytes, content_type: str | None, model: Any, binary_header: str | None
+) -> InferenceRequest:
     binary: BinaryTensorReader | None = None
     if binary_header is None:
         _check_content_type(content_type)
@@ -290,9 +333,16 @@ def parse_inference_request(
         header, raw = split_binary_body(body, binary_header)
         binary = BinaryTensorReader(raw)
     try:
-        payload = json.loads(header)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = decode_json(header)
+    except ValueError as error:  # UnicodeDecodeError is one
         raise _bad(f"the request body is not valid JSON ({error}); send a JSON object.") from None
+    except JsonLimitError as error:
+        raise _bad(error.message[0].lower() + error.message[1:]) from None
+    if holds_lone_surrogates(header):
+        raise _bad(
+            "the request body holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff "
+            "without its pair), which is no character; send text as valid Unicode."
+        )
     if not isinstance(payload, dict):
         raise _bad("the request body must be a JSON object with an 'inputs' list.")
     inputs = payload.get("inputs")

@@ -26,6 +26,7 @@ from jupyter_serve.protocol._frames import (
     records_input,
     split_input,
 )
+from jupyter_serve.protocol._json_body import JsonLimitError, decode_json, holds_lone_surrogates
 from jupyter_serve.protocol._signature_view import SignatureView, signature_view
 from jupyter_serve.protocol._tensors import parse_inputs, parse_instances
 
@@ -66,11 +67,18 @@ def parse_invocation(
     """
     media_type = media_type_of(content_type)
     view = signature_view(model)
-    if media_type == JSON:
-        return _parse_json(body, view, keep_plain_columns)
-    if media_type == CSV:
-        return _request(_parse_csv(body, view), None)
-    return _request(_parse_parquet(body), None)
+    try:
+        if media_type == JSON:
+            return _parse_json(body, view, keep_plain_columns)
+        if media_type == CSV:
+            return _request(_parse_csv(body, view), None)
+        return _request(_parse_parquet(body), None)
+    except RecursionError:
+        # A document nested just under the decoder's limit, met deeper in the stack.
+        raise invalid_input(
+            "The input nests lists or objects too deeply to be read; send the data with "
+            "less nesting."
+        ) from None
 
 
 def _request(data: Any, params: dict[str, Any] | None, *, wrap: bool = True) -> ScoringRequest:
@@ -80,11 +88,13 @@ def _request(data: Any, params: dict[str, Any] | None, *, wrap: bool = True) -> 
 
 def _decode_object(body: bytes) -> dict[str, Any]:
     try:
-        decoded = json.loads(body)
+        decoded = decode_json(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise invalid_input(
             f"Ensure that input is a valid JSON formatted string. Error: '{error!r}'"
         ) from error
+    except JsonLimitError as error:
+        raise invalid_input(error.message) from None
     if isinstance(decoded, dict):
         return decoded
     if isinstance(decoded, list):
@@ -125,7 +135,14 @@ def _parse_json(body: bytes, view: SignatureView, keep_plain_columns: bool) -> S
     params = _checked_params(document.get("params"), view)
     key = present[0]
     value = document[key]
-    keep_plain = keep_plain_columns and params is None and not view.has_params_schema
+    # A lone surrogate takes the general path, where pandas refuses it as MLflow's does.
+    keep_plain = (
+        keep_plain_columns
+        and params is None
+        and not view.has_params_schema
+        and key in ("dataframe_split", "dataframe_records")
+        and not holds_lone_surrogates(body)
+    )
     data: Any
     if key == "dataframe_split":
         data = split_input(value, view) if keep_plain else frame_from_split(value, view)

@@ -18,6 +18,7 @@ SAME = "same"
 FIX_MISSING_CONTENT_TYPE = "missing content type: MLflow 500, ours 415 with the error JSON"
 FIX_415_JSON = "415: MLflow plain text, ours the error JSON"
 OUR_VERSION = "/version: MLflow answers its version, ours jupyter-serve's"
+FIX_CLIENT_FAULT = "a client fault: MLflow 500 in plain text, ours 400 with the error JSON"
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -231,6 +232,81 @@ def tensor_cases(model: str) -> list[Case]:
     ]
 
 
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a": ' * 100_000 + b"1" + b"}" * 100_000
+INT_5000_DIGITS = b"7" * 5_000  # over Python's int-string conversion limit (4,300 digits)
+INT_4000_DIGITS = b"7" * 4_000
+
+
+def client_fault_cases(model: str, column: str, value: bytes) -> list[Case]:
+    """Bodies a client gets wrong in ways JSON decoders and pandas trip over; ``value`` is a
+    valid JSON value for the model's one ``column`` (the others, if any, are 1 and 2)."""
+    numeric = column == "a"
+    columns = b'["a", "b", "c"]' if numeric else b'["text"]'
+
+    def split(cell: bytes, extra: bytes = b"") -> bytes:
+        row = b"[%s, 1, 2]" % cell if numeric else b"[%s]" % cell
+        return b'{"dataframe_split": {"columns": %s, "data": [%s]}%s}' % (columns, row, extra)
+
+    def records(cell: bytes) -> bytes:
+        other = b', "b": 1, "c": 2' if numeric else b""
+        return b'{"dataframe_records": [{"%s": %s%s}]}' % (column.encode(), cell, other)
+
+    def inputs(cell: bytes) -> bytes:
+        other = b', "b": [1], "c": [2]' if numeric else b""
+        return b'{"inputs": {"%s": [%s]%s}}' % (column.encode(), cell, other)
+
+    header = b"a,b,c" if numeric else b"text"
+    tail = b",1,2" if numeric else b""
+    return [
+        Case("lone-surrogate-escape", model, split(rb'"\ud800"')),
+        Case("lone-low-surrogate-in-records", model, records(rb'"free \udc00"')),
+        Case(
+            "surrogate-bytes",
+            model,
+            split(b'"\xed\xa0\x80"'),  # UTF-8 has no surrogates; json.loads lets them through
+        ),
+        Case("lone-surrogate-in-inputs", model, inputs(rb'"\ud800"')),
+        Case("lone-surrogate-in-params", model, split(value, b', "params": {"mode": "\\ud800"}')),
+        Case("surrogate-pair", model, split(rb'"\ud83d\ude00 free"')),
+        Case("escaped-backslash-u", model, split(rb'"\\ud800 free"')),
+        Case("int-4000-digits", model, split(INT_4000_DIGITS)),
+        Case("int-4000-digits-in-inputs", model, inputs(INT_4000_DIGITS)),
+        Case("float-beyond-double", model, split(b"1e400")),
+        Case("infinity-in-params", model, split(value, b', "params": {"scale": Infinity}')),
+        Case(
+            "duplicate-keys",
+            model,
+            b'{"dataframe_split": "the last one wins", ' + split(value)[1:],
+        ),
+        Case("csv-int-5000-digits", model, header + b"\n" + INT_5000_DIGITS + tail + b"\n", CSV),
+        Case("deep-top-level-list", model, DEEP_LIST, expect=FIX_CLIENT_FAULT),
+        Case("deep-top-level-object", model, DEEP_OBJECT, expect=FIX_CLIENT_FAULT),
+        Case("deep-in-data", model, split(DEEP_LIST), expect=FIX_CLIENT_FAULT),
+        Case(
+            "deep-in-records",
+            model,
+            b'{"dataframe_records": [%s]}' % DEEP_OBJECT,
+            expect=FIX_CLIENT_FAULT,
+        ),
+        Case(
+            "deep-in-params",
+            model,
+            split(value, b', "params": ' + DEEP_OBJECT),
+            expect=FIX_CLIENT_FAULT,
+        ),
+        Case("deep-in-inputs", model, b'{"inputs": %s}' % DEEP_LIST, expect=FIX_CLIENT_FAULT),
+        Case("int-5000-digits", model, split(INT_5000_DIGITS), expect=FIX_CLIENT_FAULT),
+        Case(
+            "int-5000-digits-in-params",
+            model,
+            split(value, b', "params": {"scale": %s}' % INT_5000_DIGITS),
+            expect=FIX_CLIENT_FAULT,
+        ),
+        Case("int-5000-digits-in-inputs", model, inputs(INT_5000_DIGITS), expect=FIX_CLIENT_FAULT),
+    ]
+
+
 def route_cases(model: str) -> list[Case]:
     return [
         Case("ping", model, method="GET", path="/ping", content_type=None),
@@ -256,5 +332,8 @@ CASES: list[Case] = [
     *numeric_cases("regressor_tensor"),
     *tensor_cases("regressor_tensor"),
     *route_cases("classifier"),
+    *client_fault_cases("classifier", "a", b"0.5"),
+    *client_fault_cases("regressor", "a", b"0.5"),
+    *client_fault_cases("text_skops", "text", b'"free cash"'),
 ]
 MODELS = sorted({case.model for case in CASES})
