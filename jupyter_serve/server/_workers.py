@@ -1,96 +1,57 @@
 """`-w N`: N worker processes sharing one port (SO_REUSEPORT), each with its own model.
 
 Process workers escape the GIL: a CPU-bound cell in the kernel, or a prediction in one worker,
-does not slow the others. The pool is supervised: a worker that dies is replaced (at most
-`_MAX_RESTARTS_PER_MINUTE` times a minute, so a model that crashes at once cannot spin), and
-every worker stops with the pool. Each worker reports its metrics once a second on its stdout;
-the pool adds them up.
+does not slow the others. One supervisor thread owns the workers: it starts them, replaces
+any that dies or stops answering (a worker is hung when it has not reported for
+`_hung_after`), and stops them all when the pool stops. A worker that keeps dying (a request
+that kills its process, say) is replaced after a pause that doubles with each death in a row,
+up to `_MAX_BACKOFF_SECONDS`; but while no worker is left to answer, one is replaced at once,
+so the port keeps answering as long as the model can load. Each worker reports its metrics
+once a second on its stdout; the pool adds them up.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import subprocess
+import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from jupyter_serve.errors import DeploymentError
+from jupyter_serve.server._metric_files import (
+    create_metrics_dir,
+    forget_worker,
+    remove_metrics_dir,
+    worker_environment,
+)
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._server import bind_listening_sockets, block_until_signalled
-from jupyter_serve.server._worker import ERROR_PREFIX, READY_LINE, REMOTE_STOP_LINE
+from jupyter_serve.server._worker_process import WorkerProcess
 
 logger = logging.getLogger("jupyter_serve.server")
 
 _READY_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 10.0
-_SUPERVISE_INTERVAL_SECONDS = 0.5
-_MAX_RESTARTS_PER_MINUTE = 5
+_SUPERVISE_INTERVAL_SECONDS = 0.1
+_FIRST_BACKOFF_SECONDS = 0.5
+_MAX_BACKOFF_SECONDS = 10.0
+_STABLE_AFTER_SECONDS = 30.0  # a worker serving this long ends a streak of deaths
+_MIN_HUNG_AFTER_SECONDS = 10.0
 
 
-class _Worker:
-    """One worker process and the thread reading its stdout (readiness, then metrics)."""
+@dataclass
+class _Slot:
+    """One of the pool's N places: its current worker, and the deaths in a row there."""
 
-    def __init__(
-        self,
-        assignment: dict[str, Any],
-        on_remote_stop: Callable[[], None] | None,
-        python: str = sys.executable,
-    ) -> None:
-        self._on_remote_stop = on_remote_stop
-        self.process = subprocess.Popen(
-            [python, "-m", "jupyter_serve.server._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(assignment) + "\n")
-        self.process.stdin.close()
-        self.ready = threading.Event()  # set on READY, and at the end of its output
-        self.serving = False
-        self.given_up = False  # the pool stopped replacing this dead worker, for now
-        self.error: str | None = None
-        self.latest_metrics: dict[str, Any] = {}
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stdout: IO[str]) -> None:
-        for line in stdout:
-            if line.strip() == READY_LINE:
-                self.serving = True
-                self.ready.set()
-            elif line.startswith(ERROR_PREFIX):
-                self.error = line[len(ERROR_PREFIX) :].strip()
-            elif line.strip() == REMOTE_STOP_LINE and self._on_remote_stop is not None:
-                try:
-                    self._on_remote_stop()
-                except Exception:
-                    logger.exception("the remote-stop callback failed")
-            elif line.startswith("{"):
-                with contextlib.suppress(ValueError):  # a line cut short by the worker's death
-                    self.latest_metrics = json.loads(line)
-        self.ready.set()  # end of output: the worker exited; waiters look at its exit code
-
-    def wait_ready(self, timeout: float) -> bool:
-        # Not the exit status alone: a failed worker closes its output just before it exits.
-        return self.ready.wait(timeout) and self.serving and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(_STOP_TIMEOUT_SECONDS)
+    worker: WorkerProcess | None
+    deaths_in_a_row: int = 0
+    failed_to_start: bool = False
+    restart_at: float = 0.0
 
 
 class PooledMetrics:
@@ -117,7 +78,7 @@ class PooledMetrics:
             "latency_ms": latency,
             "requests_per_second": round(sum(r["requests_per_second"] for r in reports), 3),
             "started_at": self.started_at,
-            "workers": sum(1 for worker in workers if worker.process.poll() is None),
+            "workers": sum(1 for worker in workers if worker.is_alive()),
         }
 
 
@@ -151,11 +112,15 @@ class WorkerPool:
         self.version = version
         self._model_path = str(Path(model_path).absolute())
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
+        self._slots: list[_Slot] = []
         self._retired = {"requests": 0, "errors": 0}
-        self._restarts: deque[float] = deque()
         self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._start_failure: str | None = None
         self._supervisor: threading.Thread | None = None
+        # Every worker writes its counts here, so that a scrape of any one sums them all.
+        self._metrics_dir: str | None = None
+        self._hung_after = max(_MIN_HUNG_AFTER_SECONDS, 2 * options.timeout)
         self.metrics = PooledMetrics(self)
 
     @property
@@ -166,7 +131,7 @@ class WorkerPool:
     @property
     def is_running(self) -> bool:
         supervisor = self._supervisor
-        return supervisor is not None and supervisor.is_alive()
+        return supervisor is not None and supervisor.is_alive() and not self._stopping.is_set()
 
     def start(self) -> None:
         """Start every worker; return once each accepts connections. Raises `DeploymentError`
@@ -183,30 +148,16 @@ class WorkerPool:
             self.port = probe[0].getsockname()[1]
             for sock in probe:
                 sock.close()
-            self._workers = [
-                _Worker(self._assignment(), self._on_remote_stop, self._python)
-                for _ in range(self.options.workers)
-            ]
-            failed = [w for w in self._workers if not w.wait_ready(_READY_TIMEOUT_SECONDS)]
-            if failed:
-                for worker in self._workers:
-                    worker.stop()
-                reasons = {worker.error for worker in failed if worker.error}
-                reason = (
-                    "; ".join(sorted(reasons))
-                    if reasons
-                    else "exit codes "
-                    + ", ".join(str(worker.process.returncode) for worker in failed)
-                    + " (their output above may say why)"
-                )
-                raise DeploymentError(
-                    f"{len(failed)} of {self.options.workers} worker processes for "
-                    f"{self.model_uri} failed to start on {self.url}: {reason}"
-                )
+            # The supervisor starts every worker: Linux ties a worker's life to the thread
+            # that started it (see _worker.py), and this one lives exactly as long as the pool.
             self._supervisor = threading.Thread(
                 target=self._supervise, name=f"jupyter-serve-{self.port}-supervisor", daemon=True
             )
             self._supervisor.start()
+        self._started.wait()
+        if self._start_failure is not None:
+            self._supervisor.join()
+            raise DeploymentError(self._start_failure)
 
     def stop(self) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after 10 s) and free the port."""
@@ -214,24 +165,26 @@ class WorkerPool:
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not threading.current_thread():
             supervisor.join()
-        with self._lock:
-            workers = list(self._workers)
-        for worker in workers:
-            worker.stop()
 
     def serve_forever(self) -> None:
-        """Start if needed, block until SIGINT/SIGTERM, then stop every worker."""
+        """Start if needed, block until SIGINT, SIGTERM or SIGHUP (the terminal closed), then
+        stop every worker. Signals are only handled when called from the main thread."""
         if self._supervisor is None:
             self.start()
+        hung_up = threading.Event()
+        previous: Any = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+            previous = signal.signal(signal.SIGHUP, lambda *_: hung_up.set())
         try:
-            block_until_signalled(lambda: self.is_running)
+            block_until_signalled(lambda: self.is_running and not hung_up.is_set())
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGHUP, previous)
             self.stop()
 
     def worker_pids(self) -> list[int]:
-        """Process ids of the current workers."""
-        with self._lock:
-            return [worker.process.pid for worker in self._workers]
+        """Process ids of the current workers (dead ones not yet replaced included)."""
+        return [worker.pid for worker in self._snapshot_workers()[0]]
 
     def _assignment(self) -> dict[str, Any]:
         options = {**asdict(self.options), "port": self.port}
@@ -242,42 +195,122 @@ class WorkerPool:
             "options": options,
         }
 
-    def _snapshot_workers(self) -> tuple[list[_Worker], dict[str, int]]:
+    def _spawn(self) -> WorkerProcess:
+        if self._metrics_dir is None:
+            self._metrics_dir = create_metrics_dir()
+        environment = worker_environment(self._metrics_dir)
+        return WorkerProcess(self._assignment(), self._on_remote_stop, self._python, environment)
+
+    def _snapshot_workers(self) -> tuple[list[WorkerProcess], dict[str, int]]:
         with self._lock:
-            return list(self._workers), dict(self._retired)
+            workers = [slot.worker for slot in self._slots if slot.worker is not None]
+            return workers, dict(self._retired)
 
     def _supervise(self) -> None:
-        while not self._stopping.wait(_SUPERVISE_INTERVAL_SECONDS):
-            for index, worker in enumerate(self._snapshot_workers()[0]):
-                if worker.process.poll() is None or self._stopping.is_set():
-                    continue
-                if not self._may_restart():
-                    if not worker.given_up:
-                        worker.given_up = True
-                        logger.error(
-                            "workers keep exiting (worker %d: code %s); not replacing them "
-                            "for a minute",
-                            worker.process.pid,
-                            worker.process.returncode,
-                        )
-                    continue
-                logger.warning(
-                    "worker %d exited with code %s; starting a replacement",
-                    worker.process.pid,
-                    worker.process.returncode,
-                )
-                replacement = _Worker(self._assignment(), self._on_remote_stop, self._python)
-                with self._lock:
-                    self._retired["requests"] += worker.latest_metrics.get("requests", 0)
-                    self._retired["errors"] += worker.latest_metrics.get("errors", 0)
-                    self._workers[index] = replacement
-                replacement.wait_ready(_READY_TIMEOUT_SECONDS)
+        try:
+            if self._start_workers():
+                while not self._stopping.wait(_SUPERVISE_INTERVAL_SECONDS):
+                    self._replace_dead_workers(time.monotonic())
+        except BaseException:
+            logger.exception("the supervisor of the workers on %s failed", self.url)
+            raise
+        finally:
+            self._stop_workers()
+            if self._metrics_dir is not None:
+                remove_metrics_dir(self._metrics_dir)
+            self._started.set()
 
-    def _may_restart(self) -> bool:
-        now = time.monotonic()
-        while self._restarts and self._restarts[0] < now - 60:
-            self._restarts.popleft()
-        if len(self._restarts) >= _MAX_RESTARTS_PER_MINUTE:
+    def _start_workers(self) -> bool:
+        with self._lock:
+            self._slots = [_Slot(self._spawn()) for _ in range(self.options.workers)]
+        workers = self._snapshot_workers()[0]
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        for worker in workers:
+            while not worker.ready.wait(0.1):
+                if self._stopping.is_set() or time.monotonic() > deadline:
+                    break
+        failed = [worker for worker in workers if worker.serving_since is None]
+        failed += [w for w in workers if w.serving_since is not None and not w.is_alive()]
+        if failed or self._stopping.is_set():
+            if not self._stopping.is_set():
+                reasons = {worker.error for worker in failed if worker.error}
+                reason = (
+                    "; ".join(sorted(reasons))
+                    if reasons
+                    else "exit codes "
+                    + ", ".join(str(worker.process.poll()) for worker in failed)
+                    + " (their output above may say why)"
+                )
+                self._start_failure = (
+                    f"{len(failed)} of {self.options.workers} worker processes for "
+                    f"{self.model_uri} failed to start on {self.url}: {reason}"
+                )
+            else:
+                self._start_failure = f"the worker pool for {self.model_uri} was stopped"
             return False
-        self._restarts.append(now)
+        self._started.set()
         return True
+
+    def _replace_dead_workers(self, now: float) -> None:
+        for slot in self._slots:
+            worker = slot.worker
+            if worker is None:
+                continue
+            if worker.is_alive():
+                self._check_alive_worker(slot, worker, now)
+            else:
+                self._retire(slot, worker, now)
+        if all(slot.worker is None for slot in self._slots):
+            # Nobody answers on the port: a worker that served before comes back at once.
+            soonest = min(self._slots, key=lambda slot: slot.restart_at)
+            if not soonest.failed_to_start:
+                soonest.restart_at = min(soonest.restart_at, now)
+        for slot in self._slots:
+            if slot.worker is None and now >= slot.restart_at and not self._stopping.is_set():
+                replacement = self._spawn()
+                with self._lock:
+                    slot.worker = replacement
+
+    def _check_alive_worker(self, slot: _Slot, worker: WorkerProcess, now: float) -> None:
+        if worker.serving_since is None:
+            if now - worker.started_at > _READY_TIMEOUT_SECONDS:
+                worker.error = f"it did not start serving within {_READY_TIMEOUT_SECONDS:g} s"
+                worker.kill()
+            return
+        if now - worker.serving_since > _STABLE_AFTER_SECONDS:
+            slot.deaths_in_a_row = 0
+        if now - worker.last_heard > self._hung_after:
+            worker.error = (
+                f"it was hung (no report for {now - worker.last_heard:.0f} s; its requests "
+                "were past their timeout)"
+            )
+            worker.kill()
+
+    def _retire(self, slot: _Slot, worker: WorkerProcess, now: float) -> None:
+        slot.failed_to_start = worker.serving_since is None
+        slot.deaths_in_a_row += 1
+        delay = min(_FIRST_BACKOFF_SECONDS * 2 ** (slot.deaths_in_a_row - 1), _MAX_BACKOFF_SECONDS)
+        slot.restart_at = now + delay
+        with self._lock:
+            self._retired["requests"] += worker.latest_metrics.get("requests", 0)
+            self._retired["errors"] += worker.latest_metrics.get("errors", 0)
+            slot.worker = None
+        if self._metrics_dir is not None:
+            forget_worker(self._metrics_dir, worker.pid)
+        log = logger.error if slot.failed_to_start else logger.warning
+        log(
+            "worker %d %s %s; replacing it%s (%d in a row)",
+            worker.pid,
+            "failed to start:" if slot.failed_to_start else "of " + self.url,
+            worker.describe_exit(),
+            f" in {delay:g} s unless no other worker is serving" if delay else "",
+            slot.deaths_in_a_row,
+        )
+
+    def _stop_workers(self) -> None:
+        workers = self._snapshot_workers()[0]
+        for worker in workers:
+            worker.terminate()
+        deadline = time.monotonic() + _STOP_TIMEOUT_SECONDS
+        for worker in workers:
+            worker.wait_or_kill(deadline)
