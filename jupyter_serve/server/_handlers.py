@@ -18,7 +18,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from tornado.http1connection import HTTP1Connection
 from tornado.httputil import HTTPHeaders
 from tornado.web import Application, RequestHandler, stream_request_body
 
@@ -31,6 +30,7 @@ from jupyter_serve.protocol import (
     version_response,
 )
 from jupyter_serve.server._batching import PredictionBatcher
+from jupyter_serve.server._connections import RequestConnection
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._responses import (
@@ -43,8 +43,6 @@ logger = logging.getLogger("jupyter_serve.server")
 
 SECRET_HEADER = "X-Jupyter-Serve-Secret"
 STOP_ROUTE = "/-/jupyter-serve/stop"
-# Tornado's own body limit, lifted where the handlers enforce ours (refusal_before_body).
-_UNLIMITED_BODY = 2**62
 # Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
 # them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
 INLINE_PARSE_BYTES = 256 * 1024
@@ -210,26 +208,29 @@ def refusal_before_body(
     state: ServingState, headers: HTTPHeaders, connection: object
 ) -> ScoringResponse | None:
     """The answer a request gets from its headers alone: 403 without the secret the
-    deployment requires, 413 for a Content-Length over the body limit; None otherwise.
+    deployment requires, 413 for a Content-Length over the body limit, 503 when the body
+    does not fit the server's budget for bodies held at once; None otherwise.
 
-    Then Tornado's own body limit is lifted on ``connection``: it answers a bare 400 before
-    data_received sees the chunk that crosses it, so the caller enforces ours instead, on the
-    running total.
+    The caller enforces the body limit on the running total of what arrives (chunked bodies
+    declare no length); the connection grows a chunked body's share of the budget.
     """
     options = state.options
     if options.require_secret and not offers_secret(headers, options.secret):
         return forbidden_response()
-    if declares_too_much(headers, options.max_body_bytes):
+    declared = declared_length(headers)
+    if declared is not None and declared > options.max_body_bytes:
         return body_too_large_response(options.max_body_bytes)
-    if isinstance(connection, HTTP1Connection):
-        connection.set_max_body_size(_UNLIMITED_BODY)
+    if declared and isinstance(connection, RequestConnection):
+        return connection.reserve_body(declared)
     return None
 
 
-def declares_too_much(headers: HTTPHeaders, limit: int) -> bool:
-    """Whether the request's Content-Length is over ``limit`` bytes."""
+def declared_length(headers: HTTPHeaders) -> int | None:
+    """The request's Content-Length, when it has a valid one."""
     declared = headers.get("Content-Length")
-    return declared is not None and declared.strip().isdigit() and int(declared) > limit
+    if declared is None or not declared.strip().isdigit():
+        return None
+    return int(declared)
 
 
 def offers_secret(headers: HTTPHeaders, secret: str | None) -> bool:

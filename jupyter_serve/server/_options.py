@@ -38,3 +38,20 @@ class ServerOptions:
     # The name Open Inference Protocol clients use for the model (/v2/models/<name>): the
     # deployment's name; None derives it from the model URI.
     model_name: str | None = None
+    # Seconds a connection may take to send a request's complete head, counted from its
+    # opening or its previous answer: idle keep-alive connections close after this (uvicorn's,
+    # so MLflow's, 5 s), and so do headers sent a byte at a time.
+    keep_alive_timeout: float = 5.0
+    # Seconds a request body may go without a byte arriving before it gets 408 and its
+    # connection closes; a slow upload that keeps progressing is never cut.
+    body_stall_timeout: float = 30.0
+    # Bytes of request bodies held at once, server-wide (None: twice max_body_bytes); a body
+    # that does not fit gets 503, so concurrent large uploads cannot exhaust memory.
+    max_body_bytes_in_flight: int | None = None
+
+    @property
+    def body_budget_bytes(self) -> int:
+        """The bytes of request bodies the server holds at once (never below one body)."""
+        if self.max_body_bytes_in_flight is None:
+            return 2 * self.max_body_bytes
+        return max(self.max_body_bytes_in_flight, self.max_body_bytes)

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.server._batching import PredictionBatcher
+from jupyter_serve.server._connections import make_http_server
 from jupyter_serve.server._handlers import ServedModel, ServingState
 from jupyter_serve.server._invocations import ScoringRoutes
 from jupyter_serve.server._metrics import ServerMetrics
@@ -203,7 +203,14 @@ class ScoringServer:
             executor=executor,
             on_remote_stop=self._on_remote_stop,
         )
-        http_server = HTTPServer(ScoringRoutes(state), max_body_size=options.max_body_bytes)
+        http_server = make_http_server(
+            ScoringRoutes(state),
+            url=lambda: self.url,
+            max_body_bytes=options.max_body_bytes,
+            max_body_bytes_in_flight=options.body_budget_bytes,
+            keep_alive_timeout=options.keep_alive_timeout,
+            body_stall_timeout=options.body_stall_timeout,
+        )
         self._stop_requested = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._state = state
