@@ -202,8 +202,8 @@ def test_unbindable_host_is_one_clear_line(registry_dir: Path) -> None:
     ("flags", "named"),
     [
         (["--env-manager", "nosuch"], "nosuch"),
-        (["--install-mlflow"], "--install-mlflow"),
-        (["--enable-mlserver"], "--enable-mlserver"),
+        (["--enable-mlserver", "--env-manager", "uv"], "--enable-mlserver"),
+        (["--enable-mlserver", "-p", "0"], "--enable-mlserver"),
         (["--max-batch-size", "0"], "--max-batch-size"),
         (["--max-batch-wait", "-5"], "--max-batch-wait"),
         (["-t", "1", "--max-batch-wait", "2000"], "--max-batch-wait"),

@@ -172,8 +172,10 @@ def _load_with_mlflow(directory: Path, loader: str) -> Any:
         import mlflow.pyfunc
     except ImportError as error:
         raise MissingDependencyError(
-            f"{directory} is a python_function model whose loader is {loader!r}, which needs the "
-            "`mlflow` package; install it (pip install mlflow) to serve this model."
+            f"{directory} is a python_function model whose loader is {loader!r}: only "
+            "scikit-learn models load without MLflow, and MLflow is not installed here. Either "
+            "install it (pip install 'jupyter-serve[mlflow]'), or serve the model from an "
+            "environment built with it (--env-manager uv --install-mlflow)."
         ) from error
     try:
         return mlflow.pyfunc.load_model(str(directory))._model_impl

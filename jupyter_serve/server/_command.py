@@ -4,7 +4,10 @@ Same options, defaults and environment variables as MLflow 3.17.2 (port 5000, ho
 timeout 60 s, one worker). One difference, deliberate: without ``--env-manager`` the model is
 served from the current environment (MLflow builds a virtualenv by default). With
 ``--env-manager virtualenv|uv|conda`` the workers (even just one) run in the model's own cached
-environment, built first (see `jupyter_serve.environments`).
+environment, built first (see `jupyter_serve.environments`). As with MLflow (uvicorn's
+``--app-dir .``), the working directory is importable, so models pickled by reference to a module
+next to where the command runs load. ``--enable-mlserver`` hands the model to the real MLServer
+(`jupyter_serve.server._mlserver`), as MLflow 2.x did.
 Heavy imports (pandas, scikit-learn) happen only once the arguments are known to be valid.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +25,13 @@ from jupyter_serve.errors import DeploymentError, JupyterServeError
 from jupyter_serve.server._options import ServerOptions
 
 _SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
+# What only our scoring server reads: MLServer is configured with MLSERVER_* variables instead.
+_SCORING_SERVER_ONLY = {
+    "--timeout": "timeout",
+    "--log-requests": "log_requests",
+    "--max-batch-size": "max_batch_size",
+    "--max-batch-wait": "max_batch_wait",
+}
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,9 +96,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--install-mlflow",
         action="store_true",
-        help="install MLflow (the model's mlflow_version) into the built environment",
+        help="install MLflow (the model's mlflow_version) into the built environment (no effect "
+        "without --env-manager virtualenv|uv|conda)",
     )
-    parser.add_argument("--enable-mlserver", action="store_true", help="not supported yet")
+    parser.add_argument(
+        "--enable-mlserver",
+        action="store_true",
+        help="serve with the real MLServer and its MLflow runtime (V2 inference protocol; needs "
+        "jupyter-serve[mlserver]); configure MLServer with MLSERVER_* environment variables",
+    )
     parser.add_argument(
         "--log-requests", action="store_true", help="log every request (costs throughput)"
     )
@@ -139,14 +156,28 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM and return 0; on a user-fixable failure (bad option, model
     that does not load, port in use, bad host) print one line to stderr and return 1."""
     try:
-        _refuse_unsupported(args)
+        for note in _check_options(args):
+            print(f"jupyter-serve: note: {note}", file=sys.stderr, flush=True)
+        _import_from_working_directory()
         _configure_logging(args.log_requests)
+        if args.enable_mlserver:
+            return _serve_with_mlserver(args)
         server = _start_server(args)
     except JupyterServeError as error:
         print(f"jupyter-serve: error: {error}", file=sys.stderr)
         return 1
-    print(f"jupyter-serve: serving {args.model_uri} at {server.url} (Ctrl+C to stop)", flush=True)
-    server.serve_forever()
+    # Until serve_forever takes the signals over, a client that saw the line below may already
+    # send SIGINT or SIGTERM: either is a stop, never an exit status of 130 or -15.
+    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        print(
+            f"jupyter-serve: serving {args.model_uri} at {server.url} (Ctrl+C to stop)", flush=True
+        )
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     print("jupyter-serve: stopped", flush=True)
     return 0
 
@@ -156,23 +187,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_serve(build_serve_parser().parse_args(argv))
 
 
-def _refuse_unsupported(args: argparse.Namespace) -> None:
+def _check_options(args: argparse.Namespace) -> list[str]:
+    """Raise `DeploymentError` for an option that cannot work; return a note for each option
+    given that has no effect (MLflow accepts and ignores those)."""
     env_manager = args.env_manager
     if env_manager is not None and env_manager not in _SUPPORTED_ENV_MANAGERS:
         raise DeploymentError(
             f"unknown --env-manager {env_manager!r}; expected one of local, virtualenv, uv, conda."
         )
-    if args.install_mlflow and env_manager in (None, "local"):
-        raise DeploymentError(
-            "--install-mlflow needs --env-manager virtualenv, uv or conda (it installs MLflow "
-            "into the environment built for the model); drop the flag to serve from the "
-            "current environment."
+    notes: list[str] = []
+    isolated = env_manager not in (None, "local")
+    if args.install_mlflow and not isolated:
+        notes.append(
+            "--install-mlflow has no effect without --env-manager virtualenv, uv or conda: the "
+            "model is served from the current environment, with the MLflow it has (if any)."
         )
     if args.enable_mlserver:
-        raise DeploymentError(
-            "--enable-mlserver is not supported yet (MLflow removed it in 3.13); drop the flag "
-            "to serve the MLflow scoring protocol."
-        )
+        if isolated:
+            raise DeploymentError(
+                f"--enable-mlserver runs MLServer from the current environment, not from one "
+                f"built with --env-manager {env_manager}; drop --env-manager and install the "
+                "model's requirements here, or drop --enable-mlserver."
+            )
+        if args.port == 0:
+            raise DeploymentError(
+                "--enable-mlserver needs a fixed --port: MLServer does not report a port chosen "
+                "for it. Give a free port number."
+            )
+        notes += _ignored_by_mlserver(args)
     if args.workers < 1:
         raise DeploymentError(f"--workers must be at least 1, got {args.workers}.")
     if args.timeout <= 0:
@@ -190,6 +232,49 @@ def _refuse_unsupported(args: argparse.Namespace) -> None:
             "--max-batch-wait must be between 0 and the timeout, in milliseconds, got "
             f"{args.max_batch_wait}."
         )
+    return notes
+
+
+def _ignored_by_mlserver(args: argparse.Namespace) -> list[str]:
+    defaults = build_serve_parser().parse_args(["--model-uri", args.model_uri])
+    ignored = [
+        flag
+        for flag, name in _SCORING_SERVER_ONLY.items()
+        if getattr(args, name) != getattr(defaults, name)
+    ]
+    if not ignored:
+        return []
+    return [
+        f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with "
+        "--enable-mlserver; configure MLServer with MLSERVER_* environment variables."
+    ]
+
+
+def _import_from_working_directory() -> None:
+    # uvicorn's `--app-dir .` does this for `mlflow models serve`, so models pickled by
+    # reference to a module beside the command load. Workers are started with `python -m`,
+    # which puts their working directory (this one) on their path by itself.
+    try:
+        working_directory = os.getcwd()
+    except OSError:  # the directory was removed under us: nothing there to import
+        return
+    if working_directory not in sys.path:
+        sys.path.insert(0, working_directory)
+
+
+def _serve_with_mlserver(args: argparse.Namespace) -> int:
+    from jupyter_serve.registry import resolve_model_uri
+    from jupyter_serve.server._mlserver import require_mlserver, serve_with_mlserver
+    from jupyter_serve.server._server import bind_listening_sockets
+
+    require_mlserver()
+    # A port in use fails here in one line, not deep in MLServer's log.
+    for probe in bind_listening_sockets(args.host, args.port):
+        probe.close()
+    resolved = resolve_model_uri(args.model_uri, registry_uri=args.registry_uri)
+    return serve_with_mlserver(
+        resolved.path, args.model_uri, host=args.host, port=args.port, workers=args.workers
+    )
 
 
 def _configure_logging(log_requests: bool) -> None:
