@@ -11,9 +11,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
+import select
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +306,69 @@ def test_escapes_and_ssrf_attempts_are_refused(
 
     assert status == 400
     assert json.loads(body)["message"]
+
+
+def _upload_reading_early(port: int, head: bytes, declared: int) -> tuple[int, bytes, int]:
+    """Send ``head`` and up to ``declared`` body bytes, reading the answer as it comes (as
+    curl does); stop sending once it is complete. Returns its status, its body, bytes sent."""
+    piece = b"x" * 65536
+    received = b""
+    sent = 0
+    deadline = time.monotonic() + 60
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        while time.monotonic() < deadline:
+            sending = [sock] if sent < declared else []
+            readable, writable, _ = select.select([sock], sending, [], 1.0)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not data:
+                    break
+                received += data
+                head_end = received.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", received[:head_end])
+                    if length and len(received) - head_end - 4 >= int(length.group(1)):
+                        break
+            elif writable:
+                try:
+                    sent += sock.send(piece[: declared - sent])
+                except (BrokenPipeError, ConnectionResetError):
+                    sent = declared  # the server stopped reading: only its answer is left
+    status_line, _, rest = received.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2], sent
+
+
+def test_an_upload_over_the_deployments_limit_gets_its_413_at_once_every_time(
+    server: JupyterServer, deployment: dict[str, Any]
+) -> None:
+    (record,) = [r for r in server.records() if r.id == deployment["id"]]
+    declared = 150_000_000  # over the deployment's 100 MiB, under the proxy's 256 MiB
+    fields = f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    direct_head = (
+        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-Jupyter-Serve-Secret: {record.secret}\r\n" + fields
+    )
+    proxied_head = (
+        f"POST {BASE_URL}jupyter-serve/proxy/{record.id}/invocations HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: token {TOKEN}\r\n" + fields
+    )
+    direct_status, direct_body, _ = _upload_reading_early(
+        record.port, direct_head.encode(), declared
+    )
+    assert direct_status == 413
+
+    for _ in range(5):
+        status, body, sent = _upload_reading_early(server.port, proxied_head.encode(), declared)
+
+        assert (status, body) == (413, direct_body)
+        assert sent < declared // 10, "answered early, not after reading the body"
+    assert server.api("POST", f"jupyter-serve/proxy/{record.id}/invocations", json=EMAILS).ok
 
 
 def test_delete_stops_a_deployment_in_its_kernel(

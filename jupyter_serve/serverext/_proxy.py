@@ -1,16 +1,18 @@
 """``{base_url}jupyter-serve/proxy/<id>/<path>``: any request, relayed to one deployment.
 
-The request body is streamed to the deployment as it arrives and the answer streamed back as
-it comes, both with back-pressure, so large uploads and answers never sit whole in the Jupyter
-server's memory. Authentication and authorization run in ``prepare``, before a single body
-byte is forwarded, as well as on each verb; websocket upgrades are refused after
-authentication.
+Small bodies are read whole before the deployment is contacted; larger and chunked ones are
+streamed as they arrive (a bounded number at once), asking the deployment first with
+``Expect: 100-continue`` so that it can refuse them from their headers. Answers stream back as
+they come, with back-pressure both ways, so large uploads and answers never sit whole in the
+Jupyter server's memory. An answer that comes while the body still arrives (the deployment's
+early 413, the proxy's own 413 or 408) goes out at once. Authentication and authorization run
+in ``prepare``, before a single body byte is forwarded, as well as on each verb; websocket
+upgrades are refused after authentication.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -22,11 +24,18 @@ from tornado.concurrent import Future
 from tornado.http1connection import HTTP1Connection
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.iostream import StreamClosedError
-from tornado.simple_httpclient import HTTPTimeoutError
 
-from jupyter_serve.serverext._base import JupyterServeHandler, http_error
+from jupyter_serve.serverext._base import JupyterServeHandler, escaped_json, http_error
+from jupyter_serve.serverext._body import GATHERED_BODY_LIMIT, StallWatch, StreamedBody
 from jupyter_serve.serverext._deployments import record_of_kernels, unknown_deployment_message
 from jupyter_serve.serverext._headers import request_headers_to_forward, response_headers_to_return
+from jupyter_serve.serverext._refusals import (
+    busy_uploads_message,
+    failure_answer,
+    failure_of,
+    over_limit_message,
+    stalled_body_message,
+)
 from jupyter_serve.serverext._settings import JupyterServeProxy
 from jupyter_serve.serverext._target import (
     ProxyTargetError,
@@ -39,48 +48,13 @@ from jupyter_serve.serverext._upstream import NO_CONTENT_TYPE_MARKER, UpstreamCl
 _METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
 # A refusal decided before the body was read waits until a small body has been drained:
 # closing a socket with unread bytes resets the connection, and the client may lose the
-# answer. Larger bodies are not worth reading for nothing; they get the answer at once.
+# answer. Larger bodies are not worth reading for nothing; they get the answer at once. An
+# answer given while the body still arrives (a 413, a stall, the deployment's early answer)
+# goes out at once, and up to this much more of the body is drained before the connection
+# is closed, for clients that read only once they have sent everything.
 _DRAINED_BODY_LIMIT = 1024 * 1024
-
-
-class _StreamedBody:
-    """Hands request-body chunks to the upstream request as they arrive, with back-pressure."""
-
-    def __init__(self) -> None:
-        self._write: Callable[[bytes], Awaitable[None]] | None = None
-        self._ready = asyncio.Event()
-        self._complete: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._complete.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-    async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
-        """Tornado's ``body_producer``: returns when the whole body has been forwarded."""
-        self._write = write
-        self._ready.set()
-        await self._complete
-
-    async def forward(self, chunk: bytes, answer: Future[HTTPResponse]) -> None:
-        """Send ``chunk`` upstream; returns early (dropping it) once ``answer`` is decided."""
-        if not self._ready.is_set():
-            ready: asyncio.Future[Any] = asyncio.ensure_future(self._ready.wait())
-            pending: set[asyncio.Future[Any]] = {ready, answer}
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
-        if self._write is None or answer.done():
-            return
-        try:
-            await self._write(chunk)
-        except Exception:  # the upstream request reports its own failure
-            return
-
-    def end(self) -> None:
-        """The whole body has arrived."""
-        if not self._complete.done():
-            self._complete.set_result(None)
-
-    def abort(self) -> None:
-        """The client went away mid-body: fail the upstream request instead of finishing it."""
-        if not self._complete.done():
-            self._complete.set_exception(ConnectionAbortedError("the client disconnected"))
+# Tornado's own limit answers a bare 400 mid-body: the proxy counts and cuts bodies itself.
+_LIFTED_BODY_LIMIT = 1 << 50
 
 
 @web.stream_request_body
@@ -90,7 +64,9 @@ class DeploymentProxyHandler(JupyterServeHandler):
     def initialize(self, settings: JupyterServeProxy, upstream: UpstreamClient) -> None:
         self.proxy_settings = settings
         self.upstream = upstream
-        self._body: _StreamedBody | None = None
+        self._body: StreamedBody | None = None
+        self._gathered: list[bytes] | None = None  # a small body, forwarded once whole
+        self._target: tuple[UpstreamTarget, str | None, int | None] | None = None
         self._answer: Future[HTTPResponse] | None = None
         self._upstream_status: tuple[int, str] = (502, "")
         self._upstream_headers: list[tuple[str, str]] = []
@@ -98,6 +74,12 @@ class DeploymentProxyHandler(JupyterServeHandler):
         self._refusal: web.HTTPError | None = None
         self._client_gone = False
         self._chunked_bytes_left: int | None = None  # a chunked body's room under the limit
+        self._stall: StallWatch | None = None
+        self._holds_permit = False  # an upload permit, held while a body streams upstream
+        self._body_complete = False
+        self._answered_early = False  # answered while the body still arrives
+        self._drained = 0  # body bytes read after that answer
+        self._early_flush: Future[None] | None = None
 
     def compute_etag(self) -> str | None:
         """No ETag of the proxy's own: the deployment's headers pass through unchanged."""
@@ -126,12 +108,34 @@ class DeploymentProxyHandler(JupyterServeHandler):
             if not self._small_body_follows():
                 raise
             self._refusal = refusal  # answered by the verb, once the body is drained
+            self._stall = StallWatch(self.proxy_settings.body_idle_timeout, self._on_stall)
             return
-        self._start_upstream(target, secret, body_length)
+        if body_length is not None and 0 < body_length <= GATHERED_BODY_LIMIT:
+            # Read whole first: a client stalling in it holds no connection to a deployment.
+            self._gathered = []
+            self._target = (target, secret, body_length)
+        elif body_length != 0:
+            await self._take_upload_permit()
+            self._start_upstream(target, secret, body_length)
+        else:
+            self._start_upstream(target, secret, body_length)
+        if body_length != 0:
+            self._stall = StallWatch(self.proxy_settings.body_idle_timeout, self._on_stall)
 
     def _small_body_follows(self) -> bool:
         declared = self.request.headers.get("Content-Length", "")
         return declared.isdigit() and 0 < int(declared) <= _DRAINED_BODY_LIMIT
+
+    async def _take_upload_permit(self) -> None:
+        wait = self.proxy_settings.connect_timeout
+        if not await self.upstream.take_upload_permit(wait):
+            raise http_error(503, busy_uploads_message(wait))
+        self._holds_permit = True
+
+    def _release_upload_permit(self) -> None:
+        if self._holds_permit:
+            self._holds_permit = False
+            self.upstream.release_upload_permit()
 
     async def _authorize_before_body(self) -> None:
         # The verbs carry @authorized too, but they run only once the body has arrived: an
@@ -181,38 +185,37 @@ class DeploymentProxyHandler(JupyterServeHandler):
                 raise http_error(400, "the Content-Length header is not a number") from error
             if length > limit:
                 raise http_error(
-                    413,
-                    f"the request body ({length} bytes) is over the proxy's limit of {limit} "
-                    "bytes (c.JupyterServeProxy.max_body_size)",
+                    413, over_limit_message(f"the request body ({length} bytes)", limit)
                 )
         bound = limit
         if length is None:
-            # A chunked body's size shows on the way: data_received refuses it past the limit
-            # and drains up to this much more, so that the client reads the 413; beyond that,
-            # Tornado cuts the connection.
+            # A chunked body's size shows on the way: data_received answers 413 past the limit.
             self._chunked_bytes_left = limit
-            bound = limit + _DRAINED_BODY_LIMIT
+            bound = _LIFTED_BODY_LIMIT
         connection = self.request.connection
         if connection is not None and hasattr(connection, "set_max_body_size"):
             connection.set_max_body_size(bound)
         return length
 
     def _start_upstream(
-        self, target: UpstreamTarget, secret: str | None, length: int | None
+        self, target: UpstreamTarget, secret: str | None, length: int | None, body: bytes = b""
     ) -> None:
         method = self.request.method or "GET"
-        streamed = length is None or length > 0
+        streamed = self._gathered is None and (length is None or length > 0)
         headers = request_headers_to_forward(
-            self.request.headers, secret=secret, body_length=length if streamed else None
+            self.request.headers, secret=secret, body_length=length if length else None
         )
         if "Content-Type" not in headers:
             headers[NO_CONTENT_TYPE_MARKER] = "1"
-        body: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if streamed:
-            self._body = _StreamedBody()
-            body["body_producer"] = self._body.produce
-        elif method in _METHODS_WITH_BODY:
-            body["body"] = b""
+            self._body = StreamedBody()
+            options["body_producer"] = self._body.produce
+            # The deployment refuses a body it will not take (413 over its limit, 403) from
+            # the headers alone: the client gets that answer at once, with no body sent.
+            options["expect_100_continue"] = True
+        elif length or method in _METHODS_WITH_BODY:
+            options["body"] = body
         request = HTTPRequest(
             target.url(self.request.query),
             method=method,
@@ -224,31 +227,98 @@ class DeploymentProxyHandler(JupyterServeHandler):
             allow_nonstandard_methods=True,
             header_callback=self._on_upstream_header_line,
             streaming_callback=self._on_upstream_chunk,
-            **body,
+            **options,
         )
         self._answer = self.upstream.client().fetch(request, raise_error=False)
-        # Read by _relay, unless the client went away first: then nobody else would.
-        self._answer.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._answer.add_done_callback(self._on_upstream_done)
 
     async def data_received(self, chunk: bytes) -> None:
+        if self._stall is not None:
+            self._stall.touched()
+        if self._answered_early:
+            self._drained += len(chunk)
+            if self._drained > _DRAINED_BODY_LIMIT:
+                self._close_connection()
+            return
         if self._chunked_bytes_left is not None and self._refusal is None:
             self._chunked_bytes_left -= len(chunk)
             if self._chunked_bytes_left < 0:
                 limit = self.proxy_settings.max_body_size
-                self._refusal = http_error(
-                    413,
-                    f"the chunked request body is over the proxy's limit of {limit} bytes "
-                    "(c.JupyterServeProxy.max_body_size)",
-                )
-                if self._body is not None:
-                    self._body.abort()  # the deployment never gets a cut-off body as complete
-        if self._refusal is None and self._body is not None and self._answer is not None:
+                self._answer_now(413, over_limit_message("the chunked request body", limit))
+                return
+        if self._refusal is not None:
+            return
+        if self._gathered is not None:
+            self._gathered.append(chunk)
+        elif self._body is not None and self._answer is not None:
+            if self._stall is not None:
+                self._stall.held_up(True)
             await self._body.forward(chunk, self._answer)
+            if self._stall is not None:
+                self._stall.held_up(False)
+
+    def _on_stall(self) -> None:
+        if not self._answered_early:
+            self._answer_now(408, stalled_body_message(self.proxy_settings.body_idle_timeout))
+        self._close_connection()  # a stalled client sends nothing more to drain
+
+    def _answer_now(self, status: int, message: str) -> None:
+        """Answer while the body still arrives; the body is not forwarded any further."""
+        if self._body is not None:
+            self._body.abort()  # the deployment never gets a cut-off body as complete
+        if self._answered_early or self._finished:
+            return
+        self._answered_early = True
+        if self._headers_written:
+            self._close_connection()  # part of the deployment's answer went out already
+            return
+        self.clear()
+        self.set_status(status)
+        payload = escaped_json({"message": message}).encode()
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Length", str(len(payload)))
+        self.write(payload)
+        self._early_flush = self.flush()
+        self._early_flush.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _close_connection(self) -> None:
+        """Close the client's connection once what was written has gone out."""
+        connection = self.request.connection
+        if not isinstance(connection, HTTP1Connection):
+            return
+        if self._early_flush is None or self._early_flush.done():
+            connection.close()
+        else:
+            self._early_flush.add_done_callback(lambda _: connection.close())
+
+    def _on_upstream_done(self, answer: Future[HTTPResponse]) -> None:
+        failure = failure_of(answer)  # also marks the outcome as seen
+        self._release_upload_permit()
+        if self._body_complete or self._answered_early or self._finished or self._client_gone:
+            return
+        # The deployment answered before the whole body arrived (its 413, a 403): relay now.
+        if failure is not None:
+            self._answer_now(*failure_answer(failure, self.proxy_settings, self._deployment_id))
+            return
+        self._answered_early = True
+        if "Content-Length" not in self._headers:
+            self.finish()  # only the end of the chunked answer tells it is complete
 
     def on_connection_close(self) -> None:
+        self._client_gone = True
         if self._body is not None:
             self._body.abort()
+        if self._stall is not None:
+            self._stall.cancel()
+        self._release_upload_permit()
         super().on_connection_close()
+
+    def on_finish(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+        self._release_upload_permit()
+        super().on_finish()
 
     def _on_upstream_header_line(self, line: str) -> None:
         if line.startswith("HTTP/"):
@@ -262,7 +332,7 @@ class DeploymentProxyHandler(JupyterServeHandler):
             self._upstream_headers.append((name.strip(), value.strip()))
 
     def _apply_upstream_headers(self) -> None:
-        if self._finished:
+        if self._finished or self._answered_early:
             return
         code, reason = self._upstream_status
         self.set_status(code, reason or None)
@@ -279,7 +349,7 @@ class DeploymentProxyHandler(JupyterServeHandler):
                 self.log.warning("jupyter-serve proxy: dropped an invalid header %r", name)
 
     def _on_upstream_chunk(self, chunk: bytes) -> Awaitable[None] | None:
-        if self._finished or self._client_gone:
+        if self._finished or self._client_gone or self._answered_early:
             return None
         self.write(chunk)
         # Tornado's client waits on what this returns before reading on: the deployment's
@@ -293,37 +363,36 @@ class DeploymentProxyHandler(JupyterServeHandler):
             self._client_gone = True  # the rest of the answer is read and dropped
 
     async def _relay(self) -> None:
+        self._body_complete = True
+        if self._stall is not None:
+            self._stall.cancel()
+        if self._answered_early:
+            if not self._finished:
+                self.finish()
+            return
         if self._refusal is not None:
             raise self._refusal
+        if self._target is not None:
+            target, secret, length = self._target
+            self._start_upstream(target, secret, length, b"".join(self._gathered or ()))
+            self._gathered = None
         assert self._answer is not None
         if self._body is not None:
             self._body.end()
         try:
             await self._answer
-        except HTTPTimeoutError:
-            self._fail(
-                504,
-                f"deployment {self._deployment_id} did not answer in time "
-                f"(connect {self.proxy_settings.connect_timeout:g} s, request "
-                f"{self.proxy_settings.request_timeout:g} s; c.JupyterServeProxy)",
-            )
-        except Exception:  # refused, reset, ...: all mean "not reachable"
-            self._fail(502, self._unreachable_message())
+        except Exception:
+            failure = failure_of(self._answer)
+            assert failure is not None
+            self._fail(*failure_answer(failure, self.proxy_settings, self._deployment_id))
         else:
             self.finish()
-
-    def _unreachable_message(self) -> str:
-        return (
-            f"deployment {self._deployment_id} did not answer: its server refused or dropped "
-            "the connection. It may have stopped or crashed; check its notebook."
-        )
 
     def _fail(self, status: int, message: str) -> None:
         if self._headers_written:
             # Part of the answer has gone out: cut the connection so the client sees a
             # truncated answer rather than a complete-looking one.
-            if isinstance(self.request.connection, HTTP1Connection):
-                self.request.connection.close()
+            self._close_connection()
             return
         raise http_error(status, message)
 

@@ -36,5 +36,20 @@ class JupyterServeProxy(LoggingConfigurable):
 
     max_clients = Int(
         100,
-        help="Proxied requests forwarded at once; more wait in a queue.",
+        help="Proxied requests forwarded at once; more wait in a queue (at most "
+        "connect_timeout seconds, then 503).",
+    ).tag(config=True)
+
+    body_idle_timeout = Float(
+        30.0,
+        help="Seconds a request body may pause between two chunks; a stalled upload then gets "
+        "408 and its connection is closed.",
+    ).tag(config=True)
+
+    max_streamed_uploads = Int(
+        16,
+        help="Request bodies over 1 MiB (or chunked) streamed to deployments at once; kept "
+        "below max_clients so slow uploads never take every slot. Further ones wait (at most "
+        "connect_timeout seconds, then 503). Smaller bodies are read whole before the "
+        "deployment is contacted and hold no slot while they arrive.",
     ).tag(config=True)

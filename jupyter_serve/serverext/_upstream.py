@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from typing import Any
@@ -11,6 +12,7 @@ from tornado.iostream import IOStream
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
 
+from jupyter_serve.serverext._body import BodyCutOff
 from jupyter_serve.serverext._settings import JupyterServeProxy
 
 # Answers are streamed through, never held whole, so the client's own limit need not bind.
@@ -40,6 +42,14 @@ class _VerbatimHeadersConnection(_HTTPConnection):
 
         connection.write_headers = write_verbatim_headers  # type: ignore[method-assign]
         return connection
+
+    async def _write_body(self, start_read: bool) -> None:
+        try:
+            await super()._write_body(start_read)
+        except BodyCutOff:
+            # Dropping the connection is the one way to tell the deployment the body it was
+            # getting is not complete; the request then ends as a failed one.
+            self.stream.close()
 
 
 class _AddressLiteralResolver(Resolver):
@@ -75,6 +85,28 @@ class UpstreamClient:
     def __init__(self, settings: JupyterServeProxy) -> None:
         self._settings = settings
         self._client: SimpleAsyncHTTPClient | None = None
+        self._upload_permits: asyncio.Semaphore | None = None
+
+    async def take_upload_permit(self, wait: float) -> bool:
+        """Wait up to ``wait`` seconds for a permit to stream an upload; False if none came.
+
+        Permits are fewer than the client's slots, so that requests with small bodies
+        (gathered before they are forwarded) always find a slot free.
+        """
+        if self._upload_permits is None:
+            slots = self._settings.max_clients
+            cap = min(self._settings.max_streamed_uploads, slots - 1)
+            self._upload_permits = asyncio.Semaphore(max(1, cap))
+        try:
+            await asyncio.wait_for(self._upload_permits.acquire(), timeout=wait)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def release_upload_permit(self) -> None:
+        """Give back a permit :meth:`take_upload_permit` granted."""
+        assert self._upload_permits is not None
+        self._upload_permits.release()
 
     def client(self) -> SimpleAsyncHTTPClient:
         """The client; it never follows redirects on its own (callers pass follow_redirects)."""
