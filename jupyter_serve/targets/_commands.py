@@ -181,12 +181,9 @@ def run_undeploy(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from jupyter_serve.targets import ray
 
-    applications = ray.list_applications(_target(args))
-    rows = [("NAME", "STATUS", "REPLICAS", "MODEL", "URL")]
-    for app in applications:
-        wanted = "?" if app.target_replicas is None else str(app.target_replicas)
-        model = f"{app.model_uri} (version {app.version})" if app.version else app.model_uri
-        rows.append((app.name, app.status, f"{app.replicas}/{wanted}", model, app.url))
+    listing = ray.RemoteListing(_target(args), ray.list_applications(_target(args)))
+    rows = listing.rows()
+    rows[0] = tuple(cell.upper() for cell in rows[0])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -17,6 +17,7 @@ from jupyter_serve.targets.ray._applications import (
     Progress,
     RayCluster,
     RemoteApplication,
+    RemoteListing,
     parse_target,
 )
 from jupyter_serve.targets.ray._config import (
@@ -30,6 +31,7 @@ __all__ = [
     "SCHEME",
     "RayCluster",
     "RemoteApplication",
+    "RemoteListing",
     "Scaling",
     "ServingArgs",
     "deploy",
@@ -44,13 +46,18 @@ __all__ = [
 DEFAULT_WAIT_SECONDS = 900.0
 
 
+# Parquet bodies are one of the formats a local server answers when pyarrow is installed (our
+# [parquet] extra); a replica answers every format a local server does.
+_EVERY_FORMAT = ["pyarrow>=14"]
+
+
 def replica_requirements(model_dir: Path) -> list[str]:
     """The pip requirements of a replica: the model's (its requirements.txt, minus MLflow)
     plus what our scoring server imports, as lower bounds."""
     from jupyter_serve.environments import read_environment_spec
 
     spec = read_environment_spec(model_dir, "virtualenv")
-    return [*spec.model_requirements, *spec.serving_requirements]
+    return [*spec.model_requirements, *spec.serving_requirements, *_EVERY_FORMAT]
 
 
 def deploy(

@@ -244,3 +244,39 @@ def _merged(
 def _short(text: str, limit: int = 600) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit] + " ..."
+
+
+class RemoteListing:
+    """Our applications on one cluster as a table (text and HTML), for ``%deployments``."""
+
+    def __init__(self, target: str, applications: list[RemoteApplication]) -> None:
+        self.target = target
+        self.applications = applications
+
+    def rows(self) -> list[tuple[str, ...]]:
+        rows: list[tuple[str, ...]] = [("name", "status", "replicas", "model", "url")]
+        for app in self.applications:
+            wanted = "?" if app.target_replicas is None else str(app.target_replicas)
+            model = f"{app.model_uri} (version {app.version})" if app.version else app.model_uri
+            rows.append((app.name, app.status, f"{app.replicas}/{wanted}", model, app.url))
+        return rows
+
+    def __repr__(self) -> str:
+        rows = self.rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = [f"jupyter-serve deployments on {self.target}:"]
+        lines += [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head, *body = self.rows()
+        cells = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        trs = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+        )
+        caption = f"<caption>jupyter-serve deployments on {html.escape(self.target)}</caption>"
+        return f"<table>{caption}<thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>"
