@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import resource
 import socket
 import time
 from collections.abc import Callable
@@ -44,10 +43,9 @@ class ResourceExhaustionReport:
         self._unreported += 1
         if self._last_logged is not None and now - self._last_logged < REPORT_INTERVAL_SECONDS:
             return
-        soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         logger.warning(
             "the scoring server on %s cannot accept new connections: %s (%d failed accepts "
-            "since the last report; %d connections open; this process may open %d files, "
+            "since the last report; %d connections open; this process may open %s files, "
             "`ulimit -n`). New clients wait until connections close (idle ones close after "
             "the keep-alive timeout). Raise the limit (`ulimit -n 65536` before starting) or "
             "spread the load over more processes.",
@@ -55,10 +53,20 @@ class ResourceExhaustionReport:
             error.strerror or error,
             self._unreported,
             self._open_connections(),
-            soft_limit,
+            _open_files_limit(),
         )
         self._last_logged = now
         self._unreported = 0
+
+
+def _open_files_limit() -> str:
+    try:
+        import resource  # not on Windows
+
+        soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return "a limited number of"
+    return "an unlimited number of" if soft_limit == resource.RLIM_INFINITY else str(soft_limit)
 
 
 class ConnectionAcceptor:

@@ -1,10 +1,10 @@
 """HTTP/1.1 connections of a scoring server, held to the bounds a public port needs.
 
-Tornado's HTTP server, as configured before, let a client hold a connection forever
-(idle keep-alive, headers sent a byte at a time, a body that stops halfway), answered an
-oversized head by closing without a word, rejected valid chunk extensions and trailers,
-and closed the socket with the client's unread bytes in it right after an early answer
-(413 mid-upload), so the kernel sent a reset and the client often lost the answer.
+Tornado's HTTP server, left to its defaults, lets a client hold a connection for an hour
+(idle keep-alive, headers sent a byte at a time) or forever (a body that stops halfway),
+answers an oversized head by closing without a word, rejects valid chunk extensions and
+trailers, and closes the socket with the client's unread bytes in it right after an early
+answer (413 mid-upload), so the kernel resets the connection and the answer may be lost.
 
 `ScoringHTTPServer` keeps Tornado's parser and changes only the edges:
 
@@ -40,18 +40,14 @@ from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
 from jupyter_serve.protocol import ScoringResponse
 from jupyter_serve.server._accepting import ConnectionAcceptor, ResourceExhaustionReport
+from jupyter_serve.server._client_stream import ClientStream
 from jupyter_serve.server._limit_responses import (
     bodies_over_budget_response,
     body_stalled_response,
-    headers_too_large_response,
-    serialize_closing,
-    uri_too_long_response,
 )
 
 logger = logging.getLogger("jupyter_serve.server")
 
-LINGER_SECONDS = 5.0
-_DISCARD = bytearray(256 * 1024)
 # A chunk-size line with its extensions; a trailer field line.
 _MAX_CHUNK_LINE_BYTES = 8 * 1024
 _MAX_TRAILER_BYTES = 64 * 1024
@@ -78,82 +74,6 @@ class BodyBudget:
 
     def release(self, size: int) -> None:
         self.held -= size
-
-
-class ClientStream(IOStream):
-    """A client's socket: notes when bytes last arrived, answers an oversized head, and can
-    close lingering."""
-
-    def __init__(self, sock: socket.socket, head_limit: int, **kwargs: Any) -> None:
-        super().__init__(sock, **kwargs)
-        self.head_limit = head_limit
-        self.last_received = time.monotonic()
-        self.reading_head = True
-        self.linger = False
-
-    def read_from_fd(self, buf: bytearray | memoryview) -> int | None:
-        received = super().read_from_fd(buf)
-        if received:
-            self.last_received = time.monotonic()
-        return received
-
-    def close(self, exc_info: Any = False) -> None:
-        # Tornado closes at once when the head passes its max_bytes; answer first.
-        if self.reading_head and isinstance(exc_info, UnsatisfiableReadError):
-            self._refuse_oversized_head()
-        super().close(exc_info)
-
-    def close_fd(self) -> None:
-        if self.linger and self.socket is not None:
-            close_lingering(self.socket)
-            self.socket = None  # type: ignore[assignment]
-        else:
-            super().close_fd()
-
-    def _refuse_oversized_head(self) -> None:
-        if self.closed() or self.socket is None:
-            return
-        # Tornado's read buffer: the head so far. No line end within the limit: the URL.
-        if self._read_buffer.find(b"\n", 0, self.head_limit) < 0:
-            response = uri_too_long_response(self.head_limit)
-        else:
-            response = headers_too_large_response(self.head_limit)
-        try:
-            self.socket.send(serialize_closing(response))
-        except OSError:
-            return
-        self.linger = True
-
-
-def close_lingering(sock: socket.socket) -> None:
-    """Stop writing on ``sock``, discard what the peer still sends for up to
-    `LINGER_SECONDS`, then close it: closing with unread bytes would reset the connection,
-    and the peer could lose the answer it was sent. Call on the IO loop's thread."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        sock.close()
-        return
-    loop = asyncio.get_running_loop()
-    fd = sock.fileno()
-
-    def finish() -> None:
-        loop.remove_reader(fd)
-        deadline.cancel()
-        sock.close()
-
-    def discard() -> None:
-        try:
-            while sock.recv_into(_DISCARD):
-                pass
-        except BlockingIOError:
-            return
-        except OSError:
-            pass
-        finish()
-
-    deadline = loop.call_later(LINGER_SECONDS, finish)
-    loop.add_reader(fd, discard)
 
 
 class RequestConnection(HTTP1Connection):
