@@ -14,10 +14,11 @@ answer, which includes getting it in time:
 - A request withdrawn (its client got 504 or left), or with less time left than the fastest
   recent prediction took, leaves the queue unpredicted.
 - A merged call still running well before its members' deadlines (after several typical
-  calls' time, and at most halfway to the first deadline) hands its slot to a spare thread,
-  and its waiting members are predicted again in smaller groups ahead of the queue (about the
-  square root of their number, then one by one): a member whose rows are slow ends up alone,
-  the others are answered by whichever call ends first.
+  calls' time, but not before a twentieth of the time left to the first deadline, and at most
+  halfway to it) hands its slot to a spare thread, and its waiting members are predicted
+  again in smaller groups ahead of the queue (about the square root of their number, then one
+  by one): a member whose rows are slow ends up alone, the others are answered by whichever
+  call ends first.
 - A prediction still running once none of its clients waits (they got 504) hands its slot to
   a spare thread too, so a few hung predictions do not stall the whole server.
 """
@@ -44,8 +45,10 @@ logger = logging.getLogger("jupyter_serve.server")
 __all__ = ["PredictionBatcher", "merge_key"]
 
 # A merged call is re-run in smaller groups once it has taken this many typical calls' time,
-# but never sooner than the floor: on a busy machine a call of a few ms can stall for tens.
+# but not before a twentieth of the time left to its first deadline (at least the floor): on
+# a busy machine a call of a few ms can stall for a hundred, and re-running it then is waste.
 _RESCUE_AFTER_TYPICAL_CALLS = 8
+_RESCUE_NOT_BEFORE_FRACTION = 1 / 20
 _RESCUE_FLOOR_SECONDS = 0.1
 # Up to this many waiting members are re-run one by one; more, in groups of sqrt(n).
 _RESCUE_ALONE_UP_TO = 8
@@ -237,14 +240,14 @@ class PredictionBatcher:
 
     def _review_time(self, group: list[PendingPrediction], now: float) -> float:
         """When a prediction of ``group`` started at ``now`` has run too long: alone, at its
-        deadline; merged, once it overruns a typical call well before the first deadline."""
+        deadline; merged, once it overruns a typical call, well before the first deadline."""
         if len(group) == 1:
             return group[0].deadline
-        delay = (min(pending.deadline for pending in group) - now) / 2
+        time_left = min(pending.deadline for pending in group) - now
         typical = self._durations.typical
-        if typical is not None:
-            delay = min(delay, _RESCUE_AFTER_TYPICAL_CALLS * typical)
-        return now + max(delay, _RESCUE_FLOOR_SECONDS)
+        overrun = math.inf if typical is None else _RESCUE_AFTER_TYPICAL_CALLS * typical
+        not_before = max(_RESCUE_NOT_BEFORE_FRACTION * time_left, _RESCUE_FLOOR_SECONDS)
+        return now + min(max(overrun, not_before), time_left / 2)
 
     def _review(self, job: _Job) -> None:
         job.review = None
@@ -257,7 +260,9 @@ class PredictionBatcher:
             job.review = loop.call_at(waiting[0].deadline, self._review, job)
             return
         if self._spares_in_use >= self._max_spares:
-            self._jobs_awaiting_spare.append(job)  # reviewed again when a spare is free
+            # Reviewed again when a spare is free (those finished meanwhile are let go).
+            awaiting = [other for other in self._jobs_awaiting_spare if not other.finished]
+            self._jobs_awaiting_spare = [*awaiting, job]
             return
         job.holds_slot = False
         self._running -= 1
@@ -272,11 +277,11 @@ class PredictionBatcher:
             )
             self._rescued.extend(_smaller_groups(waiting))
         else:
+            timeout = self._default_timeout
             logger.warning(
-                "a prediction of %d request(s) is still running after %.2f s, past its "
-                "clients' timeout; a spare thread takes its place",
+                "a prediction of %d request(s) is still running after %g s; its clients got 504",
                 len(job.group),
-                now - job.started,
+                timeout if timeout is not None else round(now - job.started, 3),
             )
         self._schedule_flush()
 
