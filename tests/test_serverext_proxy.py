@@ -99,6 +99,37 @@ class _StallingHandler(web.RequestHandler):
         self.finish(b"never seen")
 
 
+LIMITED_BODY_BYTES = 256 * 1024
+
+
+@web.stream_request_body
+class _LimitedHandler(web.RequestHandler):
+    """A body limit as a deployment keeps it: 413 from the Content-Length, or as a chunked
+    body's running total crosses the limit, then the connection is closed unread."""
+
+    ANSWER = json.dumps({"error_code": "BAD_REQUEST", "message": "over the deployment's limit"})
+
+    def prepare(self) -> None:
+        self._received = 0
+        if int(self.request.headers.get("Content-Length", "0")) > LIMITED_BODY_BYTES:
+            self._refuse()
+        elif self.request.connection is not None:
+            self.request.connection.set_max_body_size(1 << 40)  # type: ignore[attr-defined]
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > LIMITED_BODY_BYTES and not self._finished:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        self.set_status(413)
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.ANSWER)
+
+    def post(self) -> None:
+        self.finish({"received": self._received})
+
+
 class _StopHandler(web.RequestHandler):
     def post(self) -> None:
         if self.request.headers.get(SECRET_HEADER) != SECRET:
@@ -116,6 +147,7 @@ class _SecretGate(web.RequestHandler):
         self.application.settings["seen"].append(self.request.method)
         if self.request.headers.get(SECRET_HEADER) != SECRET:
             raise web.HTTPError(403)
+        super().prepare()
 
 
 def _deployment_app() -> web.Application:
@@ -125,6 +157,7 @@ def _deployment_app() -> web.Application:
         (r"/big", type("Big", (_SecretGate, _BigAnswerHandler), {})),
         (r"/slow", type("Slow", (_SecretGate, _SlowHandler), {})),
         (r"/stall", type("Stall", (_SecretGate, _StallingHandler), {})),
+        (r"/limited", type("Limited", (_SecretGate, _LimitedHandler), {})),
         (r"/-/jupyter-serve/stop", _StopHandler),
     ]
     return web.Application(gated, record_id="", seen=[])

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures, local to this module
 from test_serverext_proxy import (  # fixtures shared with the proxy's suite
+    LIMITED_BODY_BYTES,
     _json,
     _proxy,
     deployment_port,  # noqa: F401
@@ -33,6 +34,15 @@ from tornado.httpclient import HTTPResponse
 from jupyter_serve.discovery import DeploymentRecord
 
 Answer = tuple[int, dict[str, str], bytes]
+_LIMITED_ANSWER = '{"error_code": "BAD_REQUEST", "message": "over the deployment\'s limit"}'
+
+
+def _producing(size: int) -> Callable[[Callable[[bytes], Any]], Any]:
+    async def produce(write: Callable[[bytes], Any]) -> None:
+        for start in range(0, size, 10_000):
+            await write(b"x" * min(10_000, size - start))
+
+    return produce
 
 
 def _head(path: str, auth: dict[str, str], headers: dict[str, str]) -> bytes:
@@ -53,8 +63,13 @@ async def _read_answer(reader: asyncio.StreamReader) -> Answer:
     return int(start.split()[1]), headers, body
 
 
-async def _send_reading_early(port: int, head: bytes, pieces: Iterable[bytes]) -> Answer:
-    """Send ``head`` and then ``pieces`` until an answer arrives; return that answer."""
+async def _send_reading_early(
+    port: int, head: bytes, pieces: Iterable[bytes], sent: list[int] | None = None
+) -> Answer:
+    """Send ``head`` and then ``pieces`` until an answer arrives; return that answer.
+
+    ``sent``, if given, gets the number of body bytes written before the answer came.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     answer = asyncio.ensure_future(_read_answer(reader))
     try:
@@ -63,6 +78,8 @@ async def _send_reading_early(port: int, head: bytes, pieces: Iterable[bytes]) -
             if answer.done():
                 break
             writer.write(piece)
+            if sent is not None:
+                sent.append(len(piece))
             draining = asyncio.ensure_future(writer.drain())
             await asyncio.wait({draining, answer}, return_when=asyncio.FIRST_COMPLETED)
             if not draining.done():
@@ -184,3 +201,34 @@ def test_a_request_that_finds_the_proxy_full_gets_503_naming_the_setting(
     message = _json(queued)["message"]
     assert "c.JupyterServeProxy.max_clients = 1" in message and "was not contacted" in message
     assert run(slow).code == 200
+
+
+def test_a_body_over_the_deployments_limit_gets_its_413_at_once_every_time(
+    run: Callable[[Any], Any],
+    fetch: Callable[..., HTTPResponse],
+    http_server_client: Any,
+    jp_auth_header: dict[str, str],
+    jp_base_url: str,
+    record: DeploymentRecord,
+) -> None:
+    port = http_server_client.get_http_port()
+    path = _proxy(jp_base_url, record, "/limited")
+    offered = 40 * LIMITED_BODY_BYTES  # over the deployment's limit, under the proxy's
+    chunked = _head(path, jp_auth_header, {"Transfer-Encoding": "chunked"})
+    declared = _head(path, jp_auth_header, {"Content-Length": str(offered)})
+    piece = b"x" * 65536
+
+    for _ in range(5):
+        for head, pieces in (
+            (chunked, _chunked(offered // 10_000, 10_000)),
+            (declared, [piece] * (offered // len(piece))),
+        ):
+            sent: list[int] = []
+            status, headers, body = run(_send_reading_early(port, head, pieces, sent))
+
+            assert status == 413, body
+            assert headers["content-type"] == "application/json"
+            assert json.loads(body) == json.loads(_LIMITED_ANSWER)
+            assert sum(sent) < offered // 2, "answered as the limit was crossed, not at the end"
+    under = fetch(path, method="POST", body_producer=_producing(LIMITED_BODY_BYTES))
+    assert json.loads(under.body) == {"received": LIMITED_BODY_BYTES}

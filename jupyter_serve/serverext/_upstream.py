@@ -7,6 +7,8 @@ import ipaddress
 import socket
 from typing import Any
 
+from tornado import httputil
+from tornado.concurrent import Future
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream
 from tornado.netutil import Resolver
@@ -22,16 +24,23 @@ NO_CONTENT_TYPE_MARKER = "X-Jupyter-Serve-No-Content-Type"
 
 
 class _VerbatimHeadersConnection(_HTTPConnection):
-    """Sends a proxied request's headers as the proxy built them.
+    """Sends a proxied request as the proxy built it, and hears a deployment's early answer.
 
     Tornado's client gives every POST lacking a Content-Type a form-urlencoded one; a proxy
     must not invent headers (a deployment answers a missing Content-Type differently). The
     proxy marks such requests; the marker and the invented header go before the wire.
+
+    Tornado's client also reads the answer only once the whole body is sent, but a deployment
+    may answer mid-body (413 past its limit, for a chunked body) and close: the body's next
+    write then fails, the connection is dropped and its answer lost. Here, once the
+    deployment has said ``100 Continue``, the body goes out while its answer is read, and
+    writing stops as soon as an answer starts to arrive.
     """
 
     def _create_connection(self, stream: IOStream) -> HTTP1Connection:
         connection = super()._create_connection(stream)
         write_headers = connection.write_headers
+        write = connection.write
 
         def write_verbatim_headers(start_line: Any, headers: Any, chunk: Any = None) -> Any:
             if NO_CONTENT_TYPE_MARKER in headers:
@@ -40,8 +49,34 @@ class _VerbatimHeadersConnection(_HTTPConnection):
                     del headers["Content-Type"]
             return write_headers(start_line, headers, chunk)
 
+        def write_until_answered(chunk: bytes) -> Future[None]:
+            if _answer_is_arriving(stream):
+                skipped: Future[None] = Future()
+                skipped.set_result(None)
+                return skipped
+            return write(chunk)
+
         connection.write_headers = write_verbatim_headers  # type: ignore[method-assign]
+        connection.write = write_until_answered  # type: ignore[method-assign]
         return connection
+
+    async def headers_received(
+        self,
+        first_line: httputil.ResponseStartLine | httputil.RequestStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        if self.request.expect_100_continue and getattr(first_line, "code", None) == 100:
+            # Returning lets the connection read the final answer while the body goes out.
+            self._body_sent = asyncio.ensure_future(self._send_body_beside_the_answer())
+            return
+        await super().headers_received(first_line, headers)
+
+    async def _send_body_beside_the_answer(self) -> None:
+        try:
+            await self._write_body(False)
+        except Exception:  # a body cut short: the answer, if any, was read; else it fails
+            if not self.stream.closed():
+                self.stream.close()
 
     async def _write_body(self, start_read: bool) -> None:
         try:
@@ -50,6 +85,18 @@ class _VerbatimHeadersConnection(_HTTPConnection):
             # Dropping the connection is the one way to tell the deployment the body it was
             # getting is not complete; the request then ends as a failed one.
             self.stream.close()
+
+
+def _answer_is_arriving(stream: IOStream) -> bool:
+    """Whether the deployment has sent something (or closed) while its request is sent."""
+    if stream.closed():
+        return True
+    try:
+        return stream.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) is not None
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 class _AddressLiteralResolver(Resolver):
