@@ -120,6 +120,9 @@ def test_concurrent_requests_each_get_exactly_their_own_predictions(
     # Merging happened: fewer predict calls than requests, some spanning several requests.
     assert len(model.calls) < len(bodies)
     assert max(len(call) for call in model.calls) > max(len(rows) for rows in bodies)
+    # and no call was re-run (as a merged call that overruns is): every row predicted once.
+    predicted = sorted(value for call in model.calls for value in call)
+    assert predicted == sorted(row[0] for rows in bodies for row in rows)
 
 
 def test_concurrent_tensor_requests_merge_and_each_get_their_own_predictions(
