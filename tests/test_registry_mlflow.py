@@ -516,3 +516,38 @@ def test_a_database_uri_without_mlflow_names_the_extra(
     message = str(raised.value)
     assert "pip install 'jupyter-serve[mlflow]'" in message
     assert f"sqlite:///{tmp_path}/mlflow.db" in message
+
+
+def test_hostile_names_are_refused_before_anything_reaches_mlflow(tracking_env: str) -> None:
+    from sklearn.dummy import DummyRegressor
+
+    model = DummyRegressor(strategy="constant", constant=1.0).fit(FEATURES, [0.0] * 3)
+    before = default_registry().list_models()
+    for name, rule in [
+        ("..", "would read as a path"),
+        ("a\\b", "a path separator on Windows"),
+        ("a\nb", "the character U+000A"),
+        ("s" * 1000, "is 1000 characters long; a model name has at most 256"),
+    ]:
+        with pytest.raises(RegistryError) as caught:
+            register_model(model, name, input_example=FEATURES)
+        assert rule in str(caught.value)
+    assert default_registry().list_models() == before
+
+
+def test_a_long_name_made_in_mlflow_is_cached_under_short_file_names(
+    tracking_env: str, mlflow_server: tuple[str, dict[str, Any]], cache_root: Path
+) -> None:
+    # MLflow's SQLite store keeps names of any length; each "é" is 6 bytes once quoted.
+    name = "é" * 250
+    api = f"{tracking_env}/api/2.0/mlflow"
+    run_id = mlflow_server[1]["lonely_run"]
+    created = requests.post(f"{api}/registered-models/create", json={"name": name}, timeout=30)
+    assert created.status_code == 200, created.text
+    version = {"name": name, "source": f"runs:/{run_id}/plain", "run_id": run_id}
+    created = requests.post(f"{api}/model-versions/create", json=version, timeout=30)
+    assert created.status_code == 200, created.text
+    resolved = resolve_model_uri(f"models:/{name}/1")
+    assert (resolved.name, resolved.version) == (name, 1)
+    assert _predict(resolved.path) == [55.0] * 3
+    assert all(len(part.encode()) <= 200 for part in resolved.path.relative_to(cache_root).parts)

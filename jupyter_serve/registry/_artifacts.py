@@ -8,6 +8,7 @@ renamed into place (one atomic rename), so a failure anywhere leaves no half dir
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -209,15 +210,29 @@ def _check_loads(model_dir: Path) -> None:
 def version_dir_name(name: str, version: int, staged: Path) -> str:
     """Where ``version`` of ``name`` lives, relative to the registry root.
 
-    Any model name maps inside ``models/`` (percent-quoted, no leading dot). The staging
-    directory's unique suffix keeps two names that differ only in case apart on
-    case-insensitive file systems.
+    Any model name maps inside ``models/`` (see `name_segment`). The staging directory's
+    unique suffix keeps two names that differ only in case apart on case-insensitive file
+    systems.
     """
-    quoted = urllib.parse.quote(name, safe="")
+    token = staged.parent.name.rsplit("-", 1)[-1]
+    return f"models/{name_segment(name)}/{version}-{token}"
+
+
+# File names hold at most 255 bytes on common file systems; a quoted name grows up to 9-fold.
+_MAX_SEGMENT = 200
+_KEPT_PREFIX = 160
+
+
+def name_segment(name: str) -> str:
+    """``name`` as one file name: percent-quoted, no leading dot, at most 200 bytes (a longer
+    one keeps its start and adds a digest of the whole name, so names stay apart)."""
+    quoted = urllib.parse.quote(name, safe="", errors="surrogatepass")
     if quoted.startswith("."):
         quoted = "%2E" + quoted[1:]
-    token = staged.parent.name.rsplit("-", 1)[-1]
-    return f"models/{quoted}/{version}-{token}"
+    if len(quoted) <= _MAX_SEGMENT:
+        return quoted
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{quoted[:_KEPT_PREFIX]}~{digest}"
 
 
 def discard_directory(root: Path, path: Path) -> None:

@@ -14,9 +14,10 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+
+from jupyter_serve.registry._artifacts import name_segment
 
 CACHE_ENV = "JUPYTER_SERVE_MLFLOW_CACHE"
 
@@ -29,11 +30,6 @@ def default_cache_root() -> Path:
         return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "jupyter-serve" / "mlflow"
-
-
-def _segment(text: str) -> str:
-    quoted = urllib.parse.quote(text, safe="")
-    return "%2E" + quoted[1:] if quoted.startswith(".") else quoted
 
 
 class ModelCache:
@@ -49,11 +45,12 @@ class ModelCache:
 
     def version_path(self, name: str, version: int, created_at: float) -> Path:
         """Where ``version`` of registered model ``name`` is (or will be) cached."""
-        return self.server_root / "models" / _segment(name) / f"{version}-{int(created_at * 1000)}"
+        entry = f"{version}-{int(created_at * 1000)}"
+        return self.server_root / "models" / name_segment(name) / entry
 
     def logged_model_path(self, model_id: str) -> Path:
         """Where logged model ``model_id`` is (or will be) cached."""
-        return self.server_root / "logged-models" / _segment(model_id)
+        return self.server_root / "logged-models" / name_segment(model_id)
 
     def run_artifact_path(self, run_id: str, artifact_path: str) -> Path:
         """Where ``runs:/<run_id>/<artifact_path>`` is cached; the last segment keeps the
@@ -61,7 +58,8 @@ class ModelCache:
         parts = [p for p in artifact_path.split("/") if p]
         *parents, last = parts or ["model"]
         inner = "/".join(parents) or "-"
-        return self.server_root / "runs" / _segment(run_id) / _segment(inner) / _segment(last)
+        segments = (name_segment(run_id), name_segment(inner), name_segment(last))
+        return self.server_root.joinpath("runs", *segments)
 
     def fetch(self, target: Path, download: Callable[[Path], None]) -> Path:
         """``target`` if cached, else ``download(directory)`` into a private directory that is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -10,9 +11,19 @@ from typing import Any, Protocol, runtime_checkable
 
 from jupyter_serve.errors import RegistryError
 
-_ALIAS_PATTERN = re.compile(r"^[\w\-]+$")
-_VERSION_LIKE_ALIAS = re.compile(r"^[vV]\d+$")
+_ALIAS_PATTERN = re.compile(r"[\w\-]+")
+_VERSION_LIKE_ALIAS = re.compile(r"[vV]\d+")
 MAX_ALIAS_LENGTH = 255
+MAX_MODEL_NAME_LENGTH = 256
+_RESERVED_IN_NAMES = {
+    "/": "MLflow refuses in model names (model URIs separate the name from the version by it)",
+    ":": "MLflow refuses in model names (model URIs reserve it)",
+    "@": "would read as an alias in models:/<name>@<alias>",
+    "?": "would start a query in a models:/ URI, so no URI could name the model",
+    "\\": "is a path separator on Windows, where MLflow's file registry refuses it",
+}
+# Control characters, line and paragraph separators, surrogates without their pair.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 
 class Stage(str, Enum):
@@ -70,21 +81,42 @@ class ResolvedModel:
 
 
 def validate_model_name(name: str) -> str:
-    """``name`` if usable as a registered model name, else ``RegistryError`` saying why."""
+    """``name`` if usable as a registered model name, else ``RegistryError`` naming the rule.
+
+    MLflow's rules (``mlflow.utils.validation._validate_model_name`` and its registry stores):
+    no ``/`` or ``:``, not ``.`` or ``..`` nor starting with ``..`` (names may become paths),
+    at most 256 characters (the length of its database column). Ours on top, for names that
+    every model URI, listing and file system can carry: no ``@`` (it starts an alias), ``?``
+    (it starts a URI query), ``\\`` (a path separator on Windows, where MLflow's file
+    registry refuses it), control characters, line breaks or unpaired surrogates, and no
+    spaces at either end.
+    """
     if not isinstance(name, str) or not name.strip():
         raise RegistryError("a model name is required; give a non-empty name such as 'spam'")
+    if len(name) > MAX_MODEL_NAME_LENGTH:
+        raise RegistryError(
+            f"the model name is {len(name)} characters long; a model name has at most "
+            f"{MAX_MODEL_NAME_LENGTH} (the length MLflow's registry stores)"
+        )
+    shown = repr(name)
     if name != name.strip():
-        raise RegistryError(f"the model name {name!r} starts or ends with spaces; remove them")
-    for bad in ("/", ":"):
+        raise RegistryError(f"the model name {shown} starts or ends with spaces; remove them")
+    for bad, why in _RESERVED_IN_NAMES.items():
         if bad in name:
             raise RegistryError(
-                f"the model name {name!r} contains {bad!r}, which model URIs reserve; "
-                "choose a name without '/' or ':'"
+                f"the model name {shown} contains {bad!r}, which {why}; choose a name "
+                f"without {bad!r}"
             )
-    if "@" in name:
+    unprintable = next((c for c in name if unicodedata.category(c) in _UNPRINTABLE), None)
+    if unprintable is not None:
         raise RegistryError(
-            f"the model name {name!r} contains '@', which would read as an alias in "
-            "models:/<name>@<alias>; choose a name without '@'"
+            f"the model name {shown} contains the character U+{ord(unprintable):04X}; model "
+            "names hold no control characters, line breaks or unpaired surrogates"
+        )
+    if name == "." or name.startswith(".."):
+        raise RegistryError(
+            f"the model name {shown} would read as a path: MLflow refuses names that are "
+            "'.' or '..' or start with '..'; choose another name"
         )
     return name
 
@@ -105,7 +137,7 @@ def validate_alias(alias: str) -> str:
     """``alias`` if it can be set, else ``RegistryError`` (MLflow's rules, ``latest`` reserved)."""
     if not isinstance(alias, str) or not alias:
         raise RegistryError("an alias name is required, e.g. 'champion'")
-    if not _ALIAS_PATTERN.match(alias):
+    if not _ALIAS_PATTERN.fullmatch(alias):
         raise RegistryError(
             f"invalid alias {alias!r}: alias names may contain only letters, digits, "
             "underscores (_) and dashes (-)"
@@ -117,7 +149,7 @@ def validate_alias(alias: str) -> str:
             "the alias 'latest' is reserved (models:/<name>@latest is always the highest "
             "version); choose another name"
         )
-    if _VERSION_LIKE_ALIAS.match(alias):
+    if _VERSION_LIKE_ALIAS.fullmatch(alias):
         raise RegistryError(
             f"the alias {alias!r} looks like a version number, which MLflow reserves; "
             "choose another name"
