@@ -162,8 +162,24 @@ def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "must be true or false"
 
 
-def _object(value: Any) -> str | None:
-    return None if isinstance(value, dict) else "must be a JSON object"
+# Figures nest two or three levels deep; the listing walks them (escaping, NaN -> null), so
+# a planted record must not be able to nest them deep enough to exhaust the stack.
+_MAX_METRICS_DEPTH = 8
+
+
+def _depth(value: Any, limit: int) -> int:
+    if limit < 0 or not isinstance(value, (dict, list)):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
+
+
+def _metrics(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a JSON object"
+    if _depth(value, _MAX_METRICS_DEPTH) > _MAX_METRICS_DEPTH:
+        return f"nests deeper than {_MAX_METRICS_DEPTH} levels"
+    return None
 
 
 _FIELD_CHECKS = {
@@ -176,7 +192,7 @@ _FIELD_CHECKS = {
     "started_at": _finite_number,
     "kernel_id": _optional_text,
     "version": _optional_text,
-    "metrics": _object,
+    "metrics": _metrics,
     "secret": _optional_text,
     "require_secret": _boolean,
     "proxy_url": _optional_text,

@@ -63,6 +63,7 @@ BAD_RECORDS: list[tuple[str, object]] = [
     ("port-out-of-range", {"port": 70000}),
     ("name-slash", {"name": "../etc"}),
     ("metrics-list", {"metrics": [1, 2]}),
+    ("metrics-deep", {"metrics": json.loads('{"a":' * 900 + "1" + "}" * 900)}),
     ("secret-number", {"secret": 42}),
     ("started-text", {"started_at": "yesterday"}),
     ("require-secret-text", {"require_secret": "yes"}),
@@ -101,6 +102,7 @@ def test_malformed_records_are_skipped_and_logged_and_good_ones_still_listed(
     assert any("field 'host' must be a string, not int" in m for m in messages)
     assert any("field 'kernel_id' must be a string, not list" in m for m in messages)
     assert any("field 'port' is missing" in m for m in messages)
+    assert any("field 'metrics' nests deeper than 8 levels" in m for m in messages)
     assert any("a discovery record is a JSON object, not list" in m for m in messages)
     assert any("a discovery record is a JSON object, not NoneType" in m for m in messages)
     assert read_record(f"{os.getpid()}-bad-pid-text", directory) is None

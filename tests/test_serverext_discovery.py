@@ -38,6 +38,7 @@ MALFORMED = {
     "port-text": {"port": "80"},
     "metrics-text": {"metrics": "lots"},
     "started-null": {"started_at": None},
+    "metrics-deep": {"metrics": json.loads('{"a":' * 900 + "1" + "}" * 900)},
 }
 
 
