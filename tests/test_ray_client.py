@@ -6,6 +6,7 @@ The real cluster is in test_ray_target.py; these cover what needs none, in milli
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -124,3 +125,31 @@ def test_the_kernel_side_never_imports_ray() -> None:
         "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_extra_inputs_are_named_alike_in_every_process() -> None:
+    # A replica and a local server are different processes with different string hash seeds;
+    # an error naming the extra inputs must read the same in both (it once followed set order).
+    code = (
+        "import pandas as pd\n"
+        "from jupyter_serve.models._enforcement import InputEnforcer\n"
+        "from jupyter_serve.models._inference import infer_schema\n"
+        "enforcer = InputEnforcer(infer_schema(pd.DataFrame({'text': ['x']})))\n"
+        "try:\n"
+        "    enforcer.enforce(pd.DataFrame({c: [1.0] for c in 'abcdefgh'}))\n"
+        "except Exception as error:\n"
+        "    print(error)\n"
+    )
+    messages = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(messages) == 1
+    assert "extra inputs: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']" in messages.pop()

@@ -145,16 +145,19 @@ class InputEnforcer:
         )
 
     def _check_names(self, data: Any) -> Any:
-        actual: set[Any] = set()
+        # A list in the input's order, not a set: the error names extra inputs in an order
+        # that must not depend on the process's string hash seed.
+        names: list[Any] = []
         if len(self._required_set) == 1 and isinstance(data, np.ndarray):
             data = {self._required[0]: data}
-            actual = set(self._required_set)
+            names = list(self._required)
         elif isinstance(data, pd.DataFrame):
-            actual = set(data.columns)
+            names = list(data.columns)
         elif isinstance(data, dict):
-            actual = set(data.keys())
+            names = list(data.keys())
+        actual = set(names)
         missing = [n for n in self._required if n not in actual]
-        extra = [c for c in actual if c not in self._required_set and c not in self._optional_set]
+        extra = [c for c in names if c not in self._required_set and c not in self._optional_set]
         if missing:
             message = f"Model is missing inputs {missing}."
             if extra:
