@@ -153,3 +153,28 @@ def test_extra_inputs_are_named_alike_in_every_process() -> None:
     }
     assert len(messages) == 1
     assert "extra inputs: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']" in messages.pop()
+
+
+def test_invalid_params_are_named_alike_in_every_process() -> None:
+    code = (
+        "from jupyter_serve.models._params import ParamsEnforcer\n"
+        "from jupyter_serve.models._schema import DataType, ParamSchema, ParamSpec\n"
+        "specs = [ParamSpec(name, DataType.long, 1) for name in 'abcdef']\n"
+        "try:\n"
+        "    ParamsEnforcer(ParamSchema(specs)).enforce({name: 'x' for name in 'abcdef'})\n"
+        "except Exception as error:\n"
+        "    print(error)\n"
+    )
+    messages = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(messages) == 1
+    assert messages.pop().startswith("Invalid parameters found: {('a', ")

@@ -127,7 +127,7 @@ class ParamsEnforcer:
                 sorted(self._names),
             )
         accepted: dict[str, Any] = {}
-        invalid: set[tuple[str, str]] = set()
+        invalid: list[tuple[str, str]] = []
         for spec in self._specs:
             if spec.name not in params:
                 accepted[spec.name] = spec.default
@@ -135,8 +135,10 @@ class ParamsEnforcer:
             try:
                 accepted[spec.name] = _validated(params[spec.name], spec)
             except _InvalidParam as error:
-                invalid.add((spec.name, str(error)))
+                invalid.append((spec.name, str(error)))
         if invalid:
-            # MLflow's wording (a set of (name, reason) pairs): clients may match on it.
-            raise SchemaEnforcementError(f"Invalid parameters found: {invalid!r}")
+            # MLflow's wording (a set of (name, reason) pairs): clients may match on it. Written
+            # in the signature's order, so that every process (hash seed) writes it alike.
+            pairs = ", ".join(repr(pair) for pair in invalid)
+            raise SchemaEnforcementError(f"Invalid parameters found: {{{pairs}}}")
         return accepted
