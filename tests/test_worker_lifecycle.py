@@ -9,6 +9,7 @@ request kills the worker that predicts it, again and again.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -23,7 +24,9 @@ from typing import Any
 import cloudpickle
 import pandas as pd
 import pytest
+import requests
 from _support import Kernel, discovery_files, free_port, port_is_listening, wait_until
+from jupyter_client.blocking import BlockingKernelClient
 
 from jupyter_serve.models import save_model
 
@@ -79,7 +82,9 @@ def _send_poison(port: int, times: int) -> list[str]:
     """Send the poison request ``times`` times, each to a worker that takes it; what each got."""
     outcomes: list[str] = []
     for attempt in range(times):
-        deadline = time.monotonic() + 30
+        # The last worker standing is replaced at once: the port refuses connections only
+        # while one worker starts (seconds), not for the length of a back-off.
+        deadline = time.monotonic() + 20
         while True:
             try:
                 status, body = _post(port, POISON)
@@ -114,6 +119,13 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def _catches(pid: int, signum: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+    return False
 
 
 def alive(pid: int) -> bool:
@@ -206,6 +218,108 @@ def test_a_poison_request_in_a_kernel_never_leaves_the_port_dead_and_sigkill_end
     wait_until(lambda: not port_is_listening(port), timeout=10, message="port closed")
 
 
+TOKEN = "lifecycle-token-0123456789"
+
+
+@contextlib.contextmanager
+def jupyter_server(home: Path) -> Iterator[tuple[str, Path]]:
+    """A real `jupyter server` (only what this test needs loaded): its URL and runtime dir."""
+    runtime_dir, config_dir = home / "runtime", home / "config"
+    config_dir.mkdir(parents=True)
+    unneeded = ("jupyterlab", "jupyter_lsp", "notebook_shim", "jupyter_server_terminals")
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": dict.fromkeys(unneeded, False)}})
+    )
+    port = free_port()
+    environment = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+        "JUPYTER_CONFIG_DIR": str(config_dir),
+        "JUPYTER_SERVE_REGISTRY": str(home / "registry"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    with (home / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "jupyter-server"),
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={home}",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                "--no-browser",
+                "--allow-root",
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/"
+
+        def answers() -> bool:
+            assert process.poll() is None, (home / "server.log").read_text()
+            try:
+                return _api("GET", url + "api/status").status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        try:
+            wait_until(answers, timeout=60, message="jupyter server answering")
+            yield url, runtime_dir
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _api(method: str, url: str, **kwargs: Any) -> requests.Response:
+    headers = {"Authorization": f"token {TOKEN}"}
+    return requests.request(method, url, headers=headers, timeout=60, **kwargs)
+
+
+def test_delete_through_the_jupyter_server_stops_the_kernel_its_workers_and_its_record(
+    tmp_path: Path,
+) -> None:
+    with jupyter_server(tmp_path) as (url, runtime_dir):
+        started = _api("POST", url + "api/kernels", json={"name": "python3"})
+        assert started.status_code == 201, started.text
+        kernel_id = started.json()["id"]
+        client = BlockingKernelClient(connection_file=str(runtime_dir / f"kernel-{kernel_id}.json"))
+        client.load_connection_file()
+        client.start_channels(hb=False)
+        try:
+            client.wait_for_ready(timeout=60)
+            printed: list[str] = []
+            reply = client.execute_interactive(
+                POISON_MODEL_SOURCE + "import os, jupyter_serve\n"
+                "deployment = jupyter_serve.serve(PoisonOnRequest(), workers=2)\n"
+                "print(os.getpid(), deployment.port)\n",
+                timeout=120,
+                output_hook=lambda m: printed.append(m["content"].get("text", "")),
+            )
+        finally:
+            client.stop_channels()
+        assert reply["content"]["status"] == "ok", printed
+        kernel_pid, port = (int(word) for word in "".join(printed).split())
+        assert _answers_200(port)
+        workers = worker_pids(kernel_pid)
+        assert len(workers) == 2
+        [record] = discovery_files(runtime_dir)
+
+        deleted = _api("DELETE", url + f"api/kernels/{kernel_id}")
+
+        assert deleted.status_code == 204
+        wait_until(lambda: not alive(kernel_pid), timeout=30, message="kernel gone")
+        assert not any(alive(pid) for pid in workers)
+        # Only a kernel that ran its exit hooks withdraws its record: a killed one leaves it.
+        assert not record.exists()
+        assert not port_is_listening(port)
+
+
 def _start_cli(model: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [*SERVE_COMMAND, "-m", str(model), "-p", str(port), "-w", "2", *extra],
@@ -240,6 +354,8 @@ def test_a_closed_terminal_stops_the_cli_and_its_workers(poison_model: Path) -> 
     process = _start_cli(poison_model, port)
     workers = worker_pids(process.pid)
     assert len(workers) == 2
+    # The command says it serves just before it starts handling signals.
+    wait_until(lambda: _catches(process.pid, signal.SIGHUP), message="SIGHUP handled")
     process.send_signal(signal.SIGHUP)
     _, stderr = process.communicate(timeout=60)
 
@@ -247,16 +363,25 @@ def test_a_closed_terminal_stops_the_cli_and_its_workers(poison_model: Path) -> 
     assert not any(alive(pid) for pid in workers)
 
 
-def test_workers_of_a_killed_cli_do_not_outlive_it(poison_model: Path) -> None:
+def test_workers_of_a_killed_cli_do_not_outlive_it_even_when_hung(poison_model: Path) -> None:
     port = free_port()
     process = _start_cli(poison_model, port)
     workers = worker_pids(process.pid)
     assert len(workers) == 2
-    process.kill()
-    process.communicate(timeout=60)
+    hung = min(workers)
+    try:
+        os.kill(hung, signal.SIGSTOP)  # it can neither read nor write: only the kernel acts
+        process.kill()
+        process.communicate(timeout=60)
 
-    wait_until(lambda: not any(alive(pid) for pid in workers), timeout=10, message="workers gone")
-    wait_until(lambda: not port_is_listening(port), timeout=10, message="port closed")
+        wait_until(
+            lambda: not any(alive(pid) for pid in workers), timeout=10, message="workers gone"
+        )
+        wait_until(lambda: not port_is_listening(port), timeout=10, message="port closed")
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_hung_worker_is_replaced(poison_model: Path) -> None:
