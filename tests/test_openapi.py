@@ -269,3 +269,85 @@ def test_the_docs_page_and_everything_it_loads_come_from_the_deployment(
     assert redirect.headers["Content-Type"].startswith("text/html")
     # Nothing else of the package is served.
     assert requests.get(page_url + "/swagger-editor.js", timeout=30).status_code == 404
+
+
+def _try_the_example_in_chromium(docs_url: str) -> tuple[str, str, list[str]]:
+    """Open Swagger UI at ``docs_url`` in Chromium, "Try it out" on ``/invocations`` with the
+    prefilled example, "Execute": the status and body it shows, and every URL requested."""
+    from playwright import sync_api as playwright_sync
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(docs_url)
+            operation = page.locator("#operations-default-transformation_invocations_post")
+            operation.locator(".opblock-summary").click()
+            operation.get_by_role("button", name="Try it out").click()
+            operation.get_by_role("button", name="Execute").click()
+            status = operation.locator(
+                ".live-responses-table td.response-col_status:not(.col_header)"
+            )
+            status.wait_for()
+            body = operation.locator(".live-responses-table .microlight").first
+            return status.inner_text().strip(), body.inner_text(), requested
+        finally:
+            browser.close()
+
+
+def test_in_a_browser_the_docs_page_renders_and_try_it_out_predicts_offline(
+    columns_server: ScoringServer,
+) -> None:
+    status, body, requested = _try_the_example_in_chromium(columns_server.url + "/docs")
+
+    assert status == "200", body
+    assert json.loads(body) == {"predictions": [0, 0]}
+    assert columns_server.url + "/invocations" in requested
+    for url in requested:
+        assert urlparse(url).hostname == "127.0.0.1", url
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the Jupyter proxy answers with Jupyter's API Content-Security-Policy "
+    "(default-src 'none'), which blocks the page's own scripts and styles",
+)
+def test_docs_through_the_jupyter_proxy_try_it_out_predicts(tmp_path: Path) -> None:
+    from test_browser import TOKEN, NotebookKernel, start_lab
+
+    lab = start_lab(tmp_path / "lab")
+    try:
+        kernel = NotebookKernel(lab, "docs.ipynb")
+        try:
+            kernel.run(
+                "import pandas as pd\n"
+                "from jupyter_serve import serve\n"
+                "from jupyter_serve.datasets import SAMPLE_SPAM_EMAIL, train_spam_classifier\n"
+                "from jupyter_serve.models import save_model\n"
+                "example = pd.DataFrame({'text': [SAMPLE_SPAM_EMAIL]})\n"
+                "path = save_model(train_spam_classifier(), 'spam', input_example=example)\n"
+                "deployment = serve(str(path), name='spam')"
+            )
+            [listed] = lab.deployments()
+            proxied = f"{lab.url}jupyter-serve/proxy/{listed['id']}"
+            page = lab.api("GET", f"jupyter-serve/proxy/{listed['id']}/docs")
+            assert page.status_code == 200
+            # Fails fast (not after the browser's timeout) while the proxy's policy forbids
+            # every script: the page cannot render at all then.
+            assert "default-src 'none'" not in page.headers.get("Content-Security-Policy", "")
+            status, body, requested = _try_the_example_in_chromium(f"{proxied}/docs?token={TOKEN}")
+            assert status == "200", body
+            assert json.loads(body) == {"predictions": ["spam"]}
+            assert f"{proxied}/invocations" in requested
+            for url in requested:
+                assert urlparse(url).hostname == "127.0.0.1", url
+        finally:
+            kernel.close()
+    finally:
+        lab.stop()

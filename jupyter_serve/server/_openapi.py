@@ -210,7 +210,9 @@ _PAGE = """<!DOCTYPE html>
 </html>
 """
 
-# Relative to the page's own URL, so that it works under any prefix (the Jupyter proxy).
+# Every URL relative to the page's own, so that it works under any prefix (the Jupyter proxy).
+# Through the proxy, Jupyter's XSRF check wants its _xsrf cookie echoed in a header on POSTs,
+# as JupyterLab does (the proxy strips it before the deployment).
 INITIALIZER_SCRIPT = b"""window.onload = function () {
   var here = window.location.href.split("#")[0].split("?")[0];
   window.ui = SwaggerUIBundle({
@@ -220,6 +222,13 @@ INITIALIZER_SCRIPT = b"""window.onload = function () {
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
+    requestInterceptor: function (request) {
+      var xsrf = document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]*)/);
+      if (xsrf) {
+        request.headers["X-XSRFToken"] = decodeURIComponent(xsrf[1]);
+      }
+      return request;
+    },
   });
 };
 """
