@@ -117,6 +117,21 @@ class ServeMagics(Magics):
         help="Require the X-Jupyter-Serve-Secret header on every route, so only the Jupyter "
         "proxy (or who knows the secret) can call the port directly.",
     )
+    @argument(
+        "--target",
+        default=None,
+        help="Deploy to a Ray Serve cluster instead of this kernel: ray+http://HOST:8265 (its "
+        "dashboard; default: $JUPYTER_SERVE_TARGET).",
+    )
+    @argument(
+        "--replicas", type=int, default=1, help="Replicas on the --target cluster (default 1)."
+    )
+    @argument(
+        "--autoscale",
+        default=None,
+        metavar="MIN:MAX",
+        help="Let the --target cluster scale between MIN and MAX replicas.",
+    )
     @line_magic("serve")
     def serve(self, line: str) -> None:
         """Serve a model over HTTP from this kernel, wire-compatible with `mlflow models serve`.
@@ -129,6 +144,13 @@ class ServeMagics(Magics):
 
         args = parse_argstring(self.serve, line)
         user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        from jupyter_serve.targets import default_target, is_remote
+
+        target = args.target if args.target is not None else default_target()
+        if is_remote(target):
+            assert target is not None
+            display(self._serve_remote(args, target, user_ns))
+            return
         try:
             source: ModelSource
             # --registry-uri applies to the URI resolved here, in this thread only.
@@ -164,17 +186,54 @@ class ServeMagics(Magics):
             raise UsageError(str(error)) from None
         display(ServeSummary(deployment, swapped=swapped, picked_port=not args.port))
 
+    def _serve_remote(self, args: Any, target: str, user_ns: dict[str, Any]) -> Any:
+        from jupyter_serve._deployments._remote import serve_remote
+        from jupyter_serve.targets._commands import parse_autoscale
+
+        value = user_ns.get(args.source) if args.source.isidentifier() else None
+        source = value if isinstance(value, (str, os.PathLike)) else args.source
+        try:
+            return serve_remote(
+                source,
+                target=target,
+                name=args.name,
+                timeout=args.timeout,
+                replicas=args.replicas,
+                autoscale=None if args.autoscale is None else parse_autoscale(args.autoscale),
+                max_batch_size=args.max_batch_size,
+                max_batch_wait=args.max_batch_wait / 1000,
+                registry_uri=args.registry_uri,
+            )
+        except JupyterServeError as error:
+            raise UsageError(str(error)) from None
+
     @line_magic("deployments")
     def deployments(self, line: str) -> None:
         """Show this kernel's deployments: name, source, version, URL, status, live traffic.
 
         In a notebook front end this is the live dashboard (stop, restart, swap, try it);
-        consoles get the same figures as a text table.
+        consoles get the same figures as a text table. With ``--target`` (or
+        ``$JUPYTER_SERVE_TARGET``), ours on that Ray cluster: status and replicas.
         """
+        from jupyter_serve.targets import default_target, is_remote
         from jupyter_serve.widgets import Dashboard
 
-        if line.strip():
-            raise UsageError(f"%deployments takes no arguments, got {line.strip()!r}.")
+        words = line.split()
+        if words and (len(words) != 2 or words[0] != "--target"):
+            raise UsageError(
+                f"%deployments takes no arguments but --target ray+http://HOST:8265, got "
+                f"{line.strip()!r}."
+            )
+        target = words[1] if words else default_target()
+        if is_remote(target):
+            assert target is not None
+            from jupyter_serve.targets.ray import RemoteListing, list_applications
+
+            try:
+                display(RemoteListing(target, list_applications(target)))
+            except JupyterServeError as error:
+                raise UsageError(str(error)) from None
+            return
         display(Dashboard())
 
     @magic_arguments()

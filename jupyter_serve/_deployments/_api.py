@@ -12,12 +12,15 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from jupyter_serve._deployments._deployment import Deployment, ServeSettings
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
 from jupyter_serve._deployments._table import DeploymentTable, check_batching, check_options
 from jupyter_serve.errors import DeploymentError
+
+if TYPE_CHECKING:
+    from jupyter_serve.targets.ray._deployment import RemoteDeployment
 
 __all__ = ["Deployment", "deployments", "serve", "serve_source", "stop"]
 
@@ -54,6 +57,9 @@ def serve(
     install_mlflow: bool = False,
     max_batch_size: int = 64,
     max_batch_wait: float = 0.0,
+    target: str | None = None,
+    replicas: int = 1,
+    autoscale: tuple[int, int] | None = None,
 ) -> Deployment:
     """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
 
@@ -74,10 +80,32 @@ def serve(
     requests (1: never merged); ``max_batch_wait`` seconds lets a request wait for others to
     join it (default 0: no added latency).
 
+    ``target`` (default ``$JUPYTER_SERVE_TARGET``) ``"ray+http://HOST:8265"`` deploys a model
+    URI to that Ray cluster instead, with ``replicas`` replicas or ``autoscale=(MIN, MAX)``,
+    and returns a ``RemoteDeployment`` with the same ``url``, ``status``, ``predict`` and
+    ``stop``; serving again under its name is a rolling update.
+
     Raises a ``JupyterServeError`` (``ModelNotFoundError``, ``InvalidModelError``,
     ``DeploymentError``, ...) with a message for the user; nothing is left started then.
     Thread-safe.
     """
+    from jupyter_serve.targets import default_target, is_remote
+
+    chosen_target = target if target is not None else default_target()
+    if is_remote(chosen_target):
+        from jupyter_serve._deployments._remote import serve_remote
+
+        assert chosen_target is not None
+        return serve_remote(
+            source,
+            target=chosen_target,
+            name=name,
+            timeout=timeout,
+            replicas=replicas,
+            autoscale=autoscale,
+            max_batch_size=max_batch_size,
+            max_batch_wait=max_batch_wait,
+        )
     if env_manager != "local":
         from jupyter_serve.environments import require_env_manager
 
@@ -163,8 +191,17 @@ def add_change_listener(listener: Callable[[], None]) -> None:
     _TABLE.add_change_listener(listener)
 
 
-def deployments() -> list[Deployment]:
-    """The deployments running in this process, oldest first. Thread-safe."""
+@overload
+def deployments() -> list[Deployment]: ...
+@overload
+def deployments(target: str) -> list[RemoteDeployment]: ...
+def deployments(target: str | None = None) -> list[Deployment] | list[RemoteDeployment]:
+    """The deployments running in this process, oldest first; with ``target``
+    (``ray+http://HOST:8265``), ours on that cluster, with status and replicas. Thread-safe."""
+    if target is not None:
+        from jupyter_serve._deployments._remote import remote_deployments
+
+        return remote_deployments(target)
     return _TABLE.running()
 
 
