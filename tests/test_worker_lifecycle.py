@@ -349,6 +349,33 @@ def test_the_cli_keeps_answering_after_poison_requests(poison_model: Path) -> No
     assert "exited with code 3" in stderr
 
 
+def test_while_no_worker_serves_the_port_answers_503_saying_why(poison_model: Path) -> None:
+    port = free_port()
+    process = _start_cli(poison_model, port)
+    try:
+        for pid in worker_pids(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        answers: list[tuple[int, Any]] = []
+
+        def answered_200() -> bool:
+            try:
+                answers.append(_post(port, "hello"))
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                return False
+            return answers[-1][0] == 200
+
+        wait_until(answered_200, timeout=60, message="a 200 from a replacement")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    unavailable = [body for status, body in answers if status == 503]
+    assert unavailable, answers
+    assert unavailable[0]["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert "killed by SIGKILL" in unavailable[0]["message"]
+    assert {status for status, _ in answers} == {503, 200}
+
+
 def test_a_closed_terminal_stops_the_cli_and_its_workers(poison_model: Path) -> None:
     port = free_port()
     process = _start_cli(poison_model, port)

@@ -6,7 +6,8 @@ any that dies or stops answering (a worker is hung when it has not reported for
 `_hung_after`), and stops them all when the pool stops. A worker that keeps dying (a request
 that kills its process, say) is replaced after a pause that doubles with each death in a row,
 up to `_MAX_BACKOFF_SECONDS`; but while no worker is left to answer, one is replaced at once,
-so the port keeps answering as long as the model can load. Each worker reports its metrics
+so the port keeps answering as long as the model can load, and while no worker serves the
+pool answers 503 itself, saying why (`_unavailable.py`). Each worker reports its metrics
 once a second on its stdout; the pool adds them up.
 """
 
@@ -31,6 +32,7 @@ from jupyter_serve.server._metric_files import (
 )
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._server import bind_listening_sockets, block_until_signalled
+from jupyter_serve.server._unavailable import UnavailableResponder
 from jupyter_serve.server._worker_process import WorkerProcess
 
 logger = logging.getLogger("jupyter_serve.server")
@@ -116,6 +118,8 @@ class WorkerPool:
         self._retired = {"requests": 0, "errors": 0}
         self._stopping = threading.Event()
         self._started = threading.Event()
+        self._unavailable: UnavailableResponder | None = None
+        self._last_death = ""
         self._start_failure: str | None = None
         self._supervisor: threading.Thread | None = None
         # Every worker writes its counts here, so that a scrape of any one sums them all.
@@ -211,10 +215,13 @@ class WorkerPool:
             if self._start_workers():
                 while not self._stopping.wait(_SUPERVISE_INTERVAL_SECONDS):
                     self._replace_dead_workers(time.monotonic())
+                    self._answer_while_none_serves()
         except BaseException:
             logger.exception("the supervisor of the workers on %s failed", self.url)
             raise
         finally:
+            if self._unavailable is not None:
+                self._unavailable.close()
             self._stop_workers()
             if self._metrics_dir is not None:
                 remove_metrics_dir(self._metrics_dir)
@@ -297,6 +304,7 @@ class WorkerPool:
             slot.worker = None
         if self._metrics_dir is not None:
             forget_worker(self._metrics_dir, worker.pid)
+        self._last_death = worker.describe_exit()
         log = logger.error if slot.failed_to_start else logger.warning
         log(
             "worker %d %s %s; replacing it%s (%d in a row)",
@@ -306,6 +314,21 @@ class WorkerPool:
             f" in {delay:g} s unless no other worker is serving" if delay else "",
             slot.deaths_in_a_row,
         )
+
+    def _answer_while_none_serves(self) -> None:
+        serving = any(
+            slot.worker is not None and slot.worker.serving_since is not None
+            for slot in self._slots
+        )
+        if serving and self._unavailable is not None:
+            self._unavailable.close()
+            self._unavailable = None
+        elif not serving and self._unavailable is None and not self._stopping.is_set():
+            reason = f"all {len(self._slots)} died, the last one {self._last_death}"
+            try:
+                self._unavailable = UnavailableResponder(self.host, self.port, reason)
+            except DeploymentError as error:
+                logger.error("no worker serves %s, and the pool cannot answer: %s", self.url, error)
 
     def _stop_workers(self) -> None:
         workers = self._snapshot_workers()[0]
