@@ -51,7 +51,7 @@ logger = logging.getLogger("jupyter_serve.server")
 # A chunk-size line with its extensions; a trailer field line.
 _MAX_CHUNK_LINE_BYTES = 8 * 1024
 _MAX_TRAILER_BYTES = 64 * 1024
-# Our handlers enforce the body limit themselves (413 with the error JSON).
+# A body answered before it was read is discarded, so no limit applies to it.
 _UNLIMITED_BODY = 2**62
 # Bytes (or chunk headers, each counted as 1 KiB) read before other connections get a turn.
 _YIELD_EVERY_BYTES = 256 * 1024
@@ -138,7 +138,8 @@ class RequestConnection(HTTP1Connection):
         self, code: int, headers: httputil.HTTPHeaders, delegate: httputil.HTTPMessageDelegate
     ) -> Awaitable[None] | None:
         self.stream.reading_head = False
-        self._max_body_size = _UNLIMITED_BODY
+        if self._write_finished:  # answered already: the body is discarded, whatever its size
+            self._max_body_size = _UNLIMITED_BODY
         body = super()._read_body(code, headers, delegate)
         if body is not None:
             self._body_started = time.monotonic()
@@ -163,6 +164,8 @@ class RequestConnection(HTTP1Connection):
                 data = await stream.read_bytes(min(remaining, self.params.chunk_size), True)
                 remaining -= len(data)
                 received += len(data)
+                if received > self._max_body_size:  # a handler that does not enforce its own
+                    raise httputil.HTTPInputError("chunked body too large")
                 if received > self._reserved:
                     self._grow_reservation(received)
                 await self._deliver_body(delegate, data)

@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from tornado.http1connection import HTTP1Connection
 from tornado.httputil import HTTPHeaders
 from tornado.web import Application, RequestHandler, stream_request_body
 
@@ -46,6 +47,8 @@ STOP_ROUTE = "/-/jupyter-serve/stop"
 # Bodies up to this size are parsed on the IO loop (a thread hop costs more than parsing
 # them); larger ones on a prediction thread, so the loop keeps answering meanwhile.
 INLINE_PARSE_BYTES = 256 * 1024
+# Tornado's own body limit, lifted where the handlers enforce ours (refusal_before_body).
+_UNLIMITED_BODY = 2**62
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,13 @@ def refusal_before_body(
     if declared is not None and declared > options.max_body_bytes:
         return body_too_large_response(options.max_body_bytes)
     if declared and isinstance(connection, RequestConnection):
-        return connection.reserve_body(declared)
+        refusal = connection.reserve_body(declared)
+        if refusal is not None:
+            return refusal
+    if isinstance(connection, HTTP1Connection):
+        # Tornado's own limit answers a bare 400 before data_received sees the chunk that
+        # crosses it; the caller enforces ours, with its JSON answer, on the running total.
+        connection.set_max_body_size(_UNLIMITED_BODY)
     return None
 
 
