@@ -130,6 +130,22 @@ class _LimitedHandler(web.RequestHandler):
         self.finish({"received": self._received})
 
 
+@web.stream_request_body
+class _SlowReaderHandler(web.RequestHandler):
+    """Takes its body slowly: pauses after the first chunk, as a busy kernel would."""
+
+    def prepare(self) -> None:
+        self._received = 0
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._received == 0:
+            await asyncio.sleep(3)
+        self._received += len(chunk)
+
+    def post(self) -> None:
+        self.finish({"received": self._received})
+
+
 class _StopHandler(web.RequestHandler):
     def post(self) -> None:
         if self.request.headers.get(SECRET_HEADER) != SECRET:
@@ -158,6 +174,7 @@ def _deployment_app() -> web.Application:
         (r"/slow", type("Slow", (_SecretGate, _SlowHandler), {})),
         (r"/stall", type("Stall", (_SecretGate, _StallingHandler), {})),
         (r"/limited", type("Limited", (_SecretGate, _LimitedHandler), {})),
+        (r"/slow-reader", type("SlowReader", (_SecretGate, _SlowReaderHandler), {})),
         (r"/-/jupyter-serve/stop", _StopHandler),
     ]
     return web.Application(gated, record_id="", seen=[])

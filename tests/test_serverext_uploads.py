@@ -232,3 +232,20 @@ def test_a_body_over_the_deployments_limit_gets_its_413_at_once_every_time(
             assert sum(sent) < offered // 2, "answered as the limit was crossed, not at the end"
     under = fetch(path, method="POST", body_producer=_producing(LIMITED_BODY_BYTES))
     assert json.loads(under.body) == {"received": LIMITED_BODY_BYTES}
+
+
+@pytest.mark.parametrize("proxy_settings", [{"body_idle_timeout": 1.0}], indirect=True)
+def test_a_deployment_slow_to_take_a_body_is_not_blamed_on_the_client(
+    fetch: Callable[..., HTTPResponse], jp_base_url: str, record: DeploymentRecord
+) -> None:
+    size = 32 * 1024 * 1024  # more than loopback's socket buffers hold while it pauses
+
+    answer = fetch(
+        _proxy(jp_base_url, record, "/slow-reader"),
+        method="POST",
+        body=b"x" * size,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+    assert answer.code == 200, answer.body
+    assert json.loads(answer.body) == {"received": size}
