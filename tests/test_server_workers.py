@@ -96,6 +96,31 @@ def test_pool_refuses_a_port_in_use(model_dir: tuple[Path, LogisticRegression]) 
             pool.start()
 
 
+def test_a_pool_started_from_a_thread_that_ends_keeps_its_workers(
+    model_dir: tuple[Path, LogisticRegression],
+) -> None:
+    # Linux kills a worker when the *thread* that started it ends (PR_SET_PDEATHSIG): a pool
+    # started from a short-lived thread (a widget callback, say) must not lose its workers.
+    pool = WorkerPool(model_dir[0], ServerOptions(port=0, workers=2), model_uri="test:/thread")
+    starter = threading.Thread(target=pool.start)
+    starter.start()
+    starter.join()
+    try:
+        pids = pool.worker_pids()
+        assert len(pids) == 2
+        started = pool.metrics.snapshot()["requests"]
+        body = {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 1.0]]}}
+        for _ in range(4):
+            answer = requests.post(pool.url + "/invocations", json=body, timeout=30)
+            assert answer.status_code == 200
+        # Both workers have reported since (once a second each): well after the thread ended.
+        _wait_until(lambda: pool.metrics.snapshot()["requests"] >= started + 4)
+        _wait_until(lambda: all(w.latest_metrics for w in pool._snapshot_workers()[0]))
+        assert pool.worker_pids() == pids and all(_alive(pid) for pid in pids)
+    finally:
+        pool.stop()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
