@@ -18,6 +18,7 @@ import {
 import { Message } from '@lumino/messaging';
 import React, { useEffect, useState } from 'react';
 
+import { IPreparedChart, ITrafficPoint, prepareChart } from './chart';
 import { invokeDeployment, listDeployments, stopDeployment } from './api';
 import { deploymentsIcon } from './icon';
 import {
@@ -37,6 +38,7 @@ const SAMPLE_TEXT = 'Congratulations! You have won a free cruise. Reply now to c
 
 interface IPanelContext {
   settings: ServerConnection.ISettings;
+  traffic: (id: string) => ITrafficPoint[];
   token: string | null;
   refresh: () => Promise<void>;
 }
@@ -60,6 +62,7 @@ export class DeploymentsPanel extends ReactWidget {
     const context: IPanelContext = {
       settings: this._settings,
       token: this._token,
+      traffic: id => this.poller.history.points(id),
       refresh: () => this.poller.refresh()
     };
     return <DeploymentsView poller={this.poller} context={context} />;
@@ -187,6 +190,7 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
         <Metric label="p99" value={formatLatency(metrics.latency_ms?.p99)} />
         <Metric label="up" value={formatUptime(deployment.started_at, Date.now())} />
       </dl>
+      <TrafficChart chart={prepareChart(context.traffic(deployment.id))} name={deployment.name} />
       <div className="jp-ServeDeployments-actions">
         <IconButton icon={launchIcon} label="Open /ping" onClick={openPing} />
         <IconButton icon={copyIcon} label="Copy curl" onClick={copyCurl} />
@@ -217,6 +221,79 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
         />
       )}
     </li>
+  );
+}
+
+const SERIES_CLASS: Record<string, string> = {
+  'requests/s': 'jp-mod-rate',
+  p50: 'jp-mod-p50',
+  p99: 'jp-mod-p99'
+};
+
+function TrafficChart(props: { chart: IPreparedChart; name: string }): JSX.Element {
+  const { chart, name } = props;
+  const top = 18;
+  const gap = 16;
+  const height = top + 2 * chart.panelHeight + gap + 26;
+  const panels = [chart.rate, chart.latency];
+  const series = panels.flatMap(panel => panel.series);
+  const drawn = series.some(s => s.points !== '');
+  const legend = (value: number | null, unit: string): string =>
+    value === null ? '–' : `${Number(value.toPrecision(3))}${unit}`;
+  return (
+    <figure className="jp-ServeDeployments-chart" aria-label={`Traffic of ${name}`}>
+      <ul className="jp-ServeDeployments-legend">
+        {series.map(s => (
+          <li key={s.name} className={SERIES_CLASS[s.name]}>
+            <span className="jp-ServeDeployments-swatch" aria-hidden="true" />
+            {s.name} {legend(s.latest, s.name === 'requests/s' ? '' : ' ms')}
+          </li>
+        ))}
+      </ul>
+      {!drawn && <p className="jp-ServeDeployments-note">Collecting traffic figures…</p>}
+      <svg
+        width={chart.width}
+        height={height}
+        viewBox={`0 0 ${chart.width} ${height}`}
+        role="img"
+        aria-label="requests per second and p50/p99 latency over the last minutes"
+      >
+        {panels.map((panel, index) => {
+          const offset = top + index * (chart.panelHeight + gap);
+          return (
+            <g key={panel.title} transform={`translate(0 ${offset})`}>
+              <text className="jp-ServeDeployments-chartTitle" x={chart.left} y={-4}>
+                {panel.title}
+              </text>
+              {panel.ticks.map(tick => (
+                <g key={tick.value}>
+                  <line className="jp-ServeDeployments-grid" x1={chart.left} x2={chart.width - 4} y1={tick.y} y2={tick.y} />
+                  <text className="jp-ServeDeployments-tick" x={chart.left - 3} y={tick.y + 3} textAnchor="end">
+                    {tick.label}
+                  </text>
+                </g>
+              ))}
+              {panel.series
+                .filter(s => s.points !== '')
+                .map(s => (
+                  <polyline key={s.name} className={`jp-ServeDeployments-series ${SERIES_CLASS[s.name]}`} data-series={s.name} points={s.points} />
+                ))}
+            </g>
+          );
+        })}
+        {chart.timeTicks.map((tick, index) => (
+          <text
+            key={tick.label}
+            className="jp-ServeDeployments-tick"
+            x={tick.x}
+            y={height - 4}
+            textAnchor={index === 0 ? 'end' : 'middle'}
+          >
+            {tick.label}
+          </text>
+        ))}
+      </svg>
+    </figure>
   );
 }
 

@@ -4,6 +4,7 @@
  * No JupyterLab import: the fetch function is given, so jest drives it with fake timers.
  */
 
+import { TrafficHistory } from './chart';
 import { IDeployment } from './model';
 
 /** What the panel renders: the last list fetched, and the last error if the last fetch failed. */
@@ -21,6 +22,9 @@ export class DeploymentsPoller {
     private readonly fetcher: DeploymentsFetcher,
     readonly intervalMs = 2000
   ) {}
+
+  /** The traffic of every listed deployment over the last minutes, from the listings fetched. */
+  readonly history = new TrafficHistory();
 
   /** The latest state; replaced (never mutated) on every change. */
   get snapshot(): IDeploymentsSnapshot {
@@ -87,6 +91,7 @@ export class DeploymentsPoller {
   private async fetchOnce(): Promise<void> {
     try {
       const deployments = await this.fetcher();
+      this.history.add(deployments, Date.now());
       this.update({ deployments, loaded: true, error: null });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
