@@ -121,8 +121,8 @@ class ServerMetrics:
 
     def set_queued(self, queued: int) -> None:
         """Record how many requests now wait for a prediction thread."""
-        self._queued = queued
-        if self.files is not None:
+        changed, self._queued = queued != self._queued, queued
+        if changed and self.files is not None:  # the batcher reports it twice per request
             with self._lock:
                 self.files.set_queued(queued)
 
