@@ -8,6 +8,7 @@ set from that thread (ipykernel >= 7); output areas never are.
 from __future__ import annotations
 
 import html
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,13 +18,18 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from jupyter_serve._deployments._display import DeploymentListing
-from jupyter_serve.widgets._sparkline import TrafficHistory, sparkline_svg
+from jupyter_serve.widgets._prediction_mix import prediction_mix_svg
+from jupyter_serve.widgets._recent_requests import RecentRequests
+from jupyter_serve.widgets._traffic_chart import TrafficHistory, traffic_chart_svg
 from jupyter_serve.widgets._tryit import TryItPanel
 
 if TYPE_CHECKING:
     from jupyter_serve._deployments import Deployment
 
 REFRESH_SECONDS = 0.5
+# Reading the captured traffic builds a DataFrame: at most this often, and only after new requests.
+CAPTURE_REFRESH_SECONDS = 2.0
+CAPTURE_SETTLE_SECONDS = 0.5
 NO_VALUE = "-"
 ERROR_STYLE = "color:var(--jp-error-color1, #d32f2f)"
 SUCCESS_STYLE = "color:var(--jp-success-color1, #388e3c)"
@@ -79,6 +85,12 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
         self.history = TrafficHistory()
         self.summary = widgets.HTML()
         self.charts = widgets.HTML()
+        self.mix = widgets.HTML()
+        self.recent = RecentRequests(deployment)
+        self.capture_note = widgets.HTML()
+        self._capture_count = -1
+        self._capture_changed_at = 0.0
+        self._capture_read_at = -math.inf
         self.feedback = widgets.HTML()
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.restart_button = widgets.Button(description="Restart", icon="refresh")
@@ -98,7 +110,9 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
         super().__init__(
             [
                 self.summary,
-                self.charts,
+                widgets.HBox([self.charts, self.mix]),
+                self.capture_note,
+                self.recent,
                 widgets.HBox(controls + swap_row),
                 self.feedback,
                 self.try_area,
@@ -119,12 +133,9 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
         """Bring the figures and charts up to date; writes only what changed."""
         d = self.deployment
         metrics = d.metrics
+        now = time.time()
         if d.status == "running":
-            self.history.add(
-                int(metrics.get("requests", 0)),
-                (metrics.get("latency_ms") or {}).get("p99"),
-                time.time(),
-            )
+            self.history.add(metrics, now)
         version = f" v{d.version}" if d.version else ""
         proxy = (
             f" · <a href='{html.escape(d.proxy_url)}' target='_blank'>proxied</a>"
@@ -140,25 +151,42 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
             f" · {metrics.get('errors', 0)} errors"
             f" · p50 {_latency(metrics, 'p50')} · p99 {_latency(metrics, 'p99')}"
         )
-        charts = (
-            sparkline_svg(
-                list(self.history.throughput),
-                label="requests per second",
-                unit="req/s",
-                color="#1976d2",
-            )
-            + " "
-            + sparkline_svg(
-                list(self.history.p99_ms), label="p99 latency", unit="ms", color="#e65100"
-            )
-        )
+        charts = traffic_chart_svg(list(self.history.samples))
         if self.summary.value != summary:
             self.summary.value = summary
         if self.charts.value != charts:
             self.charts.value = charts
+        self._refresh_captured(int(metrics.get("requests") or 0), now)
         running = d.status == "running"
         self.stop_button.disabled = not running
         self.swap_button.disabled = not running or not self.swap_choice.options
+
+    def _refresh_captured(self, requests: int, now: float) -> None:
+        """Redraw the prediction mix and the last requests after new traffic, at most every
+        `CAPTURE_REFRESH_SECONDS` (reading the capture builds a DataFrame, on this thread),
+        and once more after the count settles, so the last requests are never left out."""
+        if requests != self._capture_count:
+            self._capture_count, self._capture_changed_at = requests, now
+        settled_read = self._capture_read_at > self._capture_changed_at + CAPTURE_SETTLE_SECONDS
+        if settled_read or now - self._capture_read_at < CAPTURE_REFRESH_SECONDS:
+            return
+        self._capture_read_at = now
+        note = ""
+        try:
+            frame = self.deployment.requests
+        except Exception as error:  # shown to the user; the chart and figures keep updating
+            frame, note = None, f"<i>Captured traffic unavailable: {html.escape(str(error))}</i>"
+        if frame is not None and len(frame) > 0:
+            self.recent.show(frame)
+            self.recent.layout.display = None
+        else:
+            self.recent.layout.display = "none"
+            note = note or "<i>No captured requests yet.</i>"
+        mix = prediction_mix_svg(frame)
+        if self.mix.value != mix:
+            self.mix.value = mix
+        if self.capture_note.value != note:
+            self.capture_note.value = note
 
     def _act(self, doing: str, action: Callable[[], str]) -> None:
         self.feedback.value = f"<i>{html.escape(doing)}…</i>"
@@ -225,6 +253,8 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
         self.refresh_swap_choices()
         if self.try_area.children:
             self.try_area.children = (TryItPanel(fresh),)
+        self.recent.deployment = fresh
+        self._capture_read_at = -math.inf
 
     def toggle_try_it(self) -> None:
         self.try_area.children = () if self.try_area.children else (TryItPanel(self.deployment),)
