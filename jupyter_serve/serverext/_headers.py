@@ -102,3 +102,33 @@ def response_headers_to_return(upstream: Iterable[tuple[str, str]]) -> list[tupl
         for name, value in pairs
         if name.lower() not in dropped and not name.lower().startswith("access-control-")
     ]
+
+
+def docs_page_policy(docs_url: str) -> str:
+    """The Content-Security-Policy of a deployment's ``/docs`` page (Swagger UI) seen through
+    the proxy at ``docs_url`` (absolute, ending in ``/docs``).
+
+    Jupyter's API policy (``default-src 'none'``) would block the page's own scripts and
+    styles. This one lets it run only the scripts and styles its own deployment serves under
+    ``docs_url/`` (the files come from a package, not from the model), and call back only into
+    the Jupyter origin, where the proxy's authentication and XSRF checks still apply.
+    """
+    assets = docs_url + "/"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {assets}",
+            # Swagger UI's React components set style attributes on the elements they draw.
+            f"style-src {assets} 'unsafe-inline'",
+            f"img-src {assets} data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+
+
+def is_docs_page(upstream_path: str) -> bool:
+    """Whether a proxied path is a deployment's ``/docs`` page or one of its assets."""
+    path = upstream_path.partition("?")[0]
+    return path == "/docs" or path.startswith("/docs/")

@@ -28,7 +28,12 @@ from tornado.iostream import StreamClosedError
 from jupyter_serve.serverext._base import JupyterServeHandler, escaped_json, http_error
 from jupyter_serve.serverext._body import GATHERED_BODY_LIMIT, StallWatch, StreamedBody
 from jupyter_serve.serverext._deployments import record_of_kernels, unknown_deployment_message
-from jupyter_serve.serverext._headers import request_headers_to_forward, response_headers_to_return
+from jupyter_serve.serverext._headers import (
+    docs_page_policy,
+    is_docs_page,
+    request_headers_to_forward,
+    response_headers_to_return,
+)
 from jupyter_serve.serverext._refusals import (
     busy_uploads_message,
     failure_answer,
@@ -84,6 +89,23 @@ class DeploymentProxyHandler(JupyterServeHandler):
     def compute_etag(self) -> str | None:
         """No ETag of the proxy's own: the deployment's headers pass through unchanged."""
         return None
+
+    @property
+    def content_security_policy(self) -> str:
+        """Jupyter's API policy, but for a deployment's own ``/docs`` page: its scripts may run."""
+        policy: str = super().content_security_policy
+        if not self._is_docs_page():
+            return policy
+        prefix = url_path_join(self.base_url, "jupyter-serve/proxy/")
+        deployment_id = self.request.path[len(prefix) :].partition("/")[0]
+        request = self.request
+        docs_url = f"{request.protocol}://{request.host}{prefix}{deployment_id}/docs"
+        return policy.replace("default-src 'none'", docs_page_policy(docs_url))
+
+    def _is_docs_page(self) -> bool:
+        prefix = url_path_join(self.base_url, "jupyter-serve/proxy/")
+        deployment_id, slash, rest = self.request.path[len(prefix) :].partition("/")
+        return bool(deployment_id) and is_docs_page(slash + rest)
 
     def finish(self, chunk: Any = None) -> Future[None]:
         """Finish, keeping the deployment's Content-Type (APIHandler would force JSON)."""
@@ -399,6 +421,10 @@ class DeploymentProxyHandler(JupyterServeHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        if self._is_docs_page():
+            # Swagger UI's "Try it out" echoes Jupyter's _xsrf cookie on its POSTs; a browser
+            # that came straight to /docs has none yet.
+            self.xsrf_token  # noqa: B018  (reading it sets the cookie)
         await self._relay()
 
     @web.authenticated
