@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,8 +200,11 @@ def load_model(path: str | Path) -> LoadedModel:
     model file, or an unknown serialization format; MissingDependencyError when the model needs
     MLflow's own loader and MLflow is not installed.
     """
+    started = time.perf_counter()
     with gc_paused():
-        return _load_model(Path(path).absolute())
+        model = _load_model(Path(path).absolute())
+    model.load_seconds = time.perf_counter() - started
+    return model
 
 
 def _load_model(directory: Path) -> LoadedModel:

@@ -72,6 +72,8 @@ class LoadedModel:
         self.flavors: dict[str, Any] = flavors or {}
         self.input_example = input_example
         self.serving_input_example = serving_input_example
+        # Seconds `load_model` took to load it from its directory; None for a live object.
+        self.load_seconds: float | None = None
         target = raw_model if pyfunc_implementation is None else pyfunc_implementation
         predict_function = getattr(target, predict_fn_name, None)
         if not callable(predict_function):

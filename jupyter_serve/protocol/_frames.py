@@ -162,7 +162,8 @@ def _plain_columns(split: dict[str, Any], view: SignatureView) -> PlainColumns |
         return None
     specs = view.by_name()
     width = len(columns)
-    if len(set(columns)) != width or not all(type(c) is str for c in columns):
+    # Names checked before hashed: a name may be a JSON object, which set() cannot hold.
+    if not all(type(c) is str for c in columns) or len(set(columns)) != width:
         return None
     if view.has_schema and not all(c in specs for c in columns):
         return None
