@@ -21,6 +21,7 @@ from jupyter_serve.errors import (
 
 if TYPE_CHECKING:
     from jupyter_serve._deployments import Deployment, deployments, serve, stop
+    from jupyter_serve._inference_log import read_inference_log
     from jupyter_serve.magics import load_ipython_extension, unload_ipython_extension
     from jupyter_serve.registry import register_model
     from jupyter_serve.widgets import dashboard
@@ -34,6 +35,7 @@ _LAZY_ATTRIBUTES = {
     "load_ipython_extension": "jupyter_serve.magics",
     "unload_ipython_extension": "jupyter_serve.magics",
     "register_model": "jupyter_serve.registry",
+    "read_inference_log": "jupyter_serve._inference_log",
     "dashboard": "jupyter_serve.widgets",
 }
 
@@ -59,6 +61,7 @@ __all__ = [
     "dashboard",
     "deployments",
     "load_ipython_extension",
+    "read_inference_log",
     "register_model",
     "serve",
     "stop",

@@ -18,6 +18,7 @@ from jupyter_serve._deployments._deployment import Deployment, ServeSettings
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
 from jupyter_serve._deployments._table import DeploymentTable, check_batching, check_options
 from jupyter_serve.errors import DeploymentError
+from jupyter_serve.server._recording_arguments import recording_options
 
 if TYPE_CHECKING:
     from jupyter_serve.targets.ray._deployment import RemoteDeployment
@@ -60,6 +61,12 @@ def serve(
     target: str | None = None,
     replicas: int = 1,
     autoscale: tuple[int, int] | None = None,
+    access_log: bool = True,
+    log_format: str = "text",
+    capture: int = 1000,
+    log_predictions: str | os.PathLike[str] | None = None,
+    log_sample: float = 1.0,
+    log_exclude: tuple[str, ...] = (),
 ) -> Deployment:
     """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
 
@@ -79,6 +86,12 @@ def serve(
     Requests queued together are merged into one predict call of at most ``max_batch_size``
     requests (1: never merged); ``max_batch_wait`` seconds lets a request wait for others to
     join it (default 0: no added latency).
+
+    Every request is recorded once: an access-log line to the logger
+    ``jupyter_serve.access`` (``access_log``, ``log_format`` "text" or "json"; it has no
+    handler of ours in a kernel), the last ``capture`` scored rows for
+    ``Deployment.requests`` (0: none), and with ``log_predictions`` a JSON-lines file of the
+    scored rows (a ``log_sample`` share, without the ``log_exclude`` input columns).
 
     ``target`` (default ``$JUPYTER_SERVE_TARGET``) ``"ray+http://HOST:8265"`` deploys a model
     URI to that Ray cluster instead, with ``replicas`` replicas or ``autoscale=(MIN, MAX)``,
@@ -124,6 +137,9 @@ def serve(
         install_mlflow=install_mlflow,
         max_batch_size=max_batch_size,
         max_batch_wait=max_batch_wait,
+        recording=recording_options(
+            access_log, log_format, capture, log_predictions, log_sample, log_exclude
+        ),
     )[0]
 
 
@@ -140,6 +156,7 @@ def serve_source(
     install_mlflow: bool = False,
     max_batch_size: int = 64,
     max_batch_wait: float = 0.0,
+    recording: dict[str, Any] | None = None,
 ) -> tuple[Deployment, bool]:
     """:func:`serve` for an already loaded source; also says whether it swapped a model."""
     chosen_name = name or source.default_name
@@ -158,6 +175,7 @@ def serve_source(
         python=python,
         max_batch_size=max_batch_size,
         max_batch_wait=max_batch_wait,
+        recording=recording,
     )
     if not swapped:
         deployment.settings = ServeSettings(

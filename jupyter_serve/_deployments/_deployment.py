@@ -102,6 +102,24 @@ class Deployment:
         snapshot: dict[str, Any] = self._server.metrics.snapshot()
         return snapshot
 
+    @property
+    def requests(self) -> Any:
+        """The most recent scored rows (``serve(capture=N)``, default 1,000) as a pandas
+        DataFrame, one row per scored row, oldest first: the input's columns, then time,
+        request_id, route, status, latency_ms, prediction and error. Gathered from every worker
+        process now; built on each read."""
+        from jupyter_serve._replay import captured_requests
+
+        return captured_requests(self._server)
+
+    def replay(self, candidate: Any) -> Any:
+        """Run the captured inputs answered 200 through ``candidate`` (a model URI or a live
+        model) and the serving model, in this thread, never the server's: a `ReplayResult`
+        with rows, agreement, each model's latency per row and the rows that differ."""
+        from jupyter_serve._replay import replay
+
+        return replay(self._model, self.requests, candidate)
+
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Predict with the current model directly, without HTTP (as ``model.predict``)."""
         return self._model.predict(data, params)

@@ -64,6 +64,10 @@ class WorkerProcesses:
         running: bool = self._pool.is_running
         return running
 
+    def captured_records(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = self._pool.captured_records()
+        return records
+
     def stop(self) -> None:
         """Stop every worker, then remove the model directory we wrote. Idempotent."""
         try:

@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jupyter_serve._deployments._deployment import Deployment
 from jupyter_serve._deployments._environment import (
@@ -120,6 +120,7 @@ class DeploymentTable:
         python: str | None = None,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.0,
+        recording: dict[str, Any] | None = None,
     ) -> tuple[Deployment, bool]:
         """Start ``source`` as deployment ``name``, or swap it into the running one.
 
@@ -149,6 +150,7 @@ class DeploymentTable:
                 python,
                 max_batch_size=max_batch_size,
                 max_batch_wait=max_batch_wait,
+                recording=recording,
             )
             self._by_name[name] = deployment
             deployment.publish()
@@ -170,6 +172,7 @@ class DeploymentTable:
         *,
         max_batch_size: int = 64,
         max_batch_wait: float = 0.0,
+        recording: dict[str, Any] | None = None,
     ) -> Deployment:
         from jupyter_serve.server import ServerOptions
 
@@ -184,6 +187,7 @@ class DeploymentTable:
             model_name=name,
             max_batch_size=max_batch_size,
             max_batch_wait=max_batch_wait,
+            **(recording or {}),
         )
         holder: list[Deployment] = []
         server = start_server(

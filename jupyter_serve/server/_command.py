@@ -23,6 +23,12 @@ from typing import Any
 
 from jupyter_serve.errors import DeploymentError, JupyterServeError
 from jupyter_serve.server._options import ServerOptions
+from jupyter_serve.server._recording_arguments import (
+    add_recording_arguments,
+    check_recording_arguments,
+    configure_access_log,
+    recording_arguments,
+)
 
 _SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 # What only our scoring server reads: MLServer is configured with MLSERVER_* variables instead.
@@ -108,6 +114,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-requests", action="store_true", help="log every request (costs throughput)"
     )
+    add_recording_arguments(parser)
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -160,6 +167,7 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"jupyter-serve: note: {note}", file=sys.stderr, flush=True)
         _import_from_working_directory()
         _configure_logging(args.log_requests)
+        configure_access_log(args.access_log)
         if args.enable_mlserver:
             return _serve_with_mlserver(args)
         server = _start_server(args)
@@ -215,6 +223,7 @@ def _check_options(args: argparse.Namespace) -> list[str]:
                 "for it. Give a free port number."
             )
         notes += _ignored_by_mlserver(args)
+    check_recording_arguments(args)
     if args.workers < 1:
         raise DeploymentError(f"--workers must be at least 1, got {args.workers}.")
     if args.timeout <= 0:
@@ -302,6 +311,7 @@ def _start_server(args: argparse.Namespace) -> Any:
         log_requests=args.log_requests,
         max_batch_size=args.max_batch_size,
         max_batch_wait=args.max_batch_wait / 1000,
+        **recording_arguments(args),
     )
     if args.workers > 1 or isolated:
         from jupyter_serve.server._workers import WorkerPool

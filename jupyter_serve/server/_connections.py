@@ -20,12 +20,14 @@ answer (413 mid-upload), so the kernel resets the connection and the answer may 
 - a connection closed before its request was read in full first sends its answer, stops
   writing, and discards what the client still sends for a few seconds ("lingering close");
 - accepting pauses, without spinning or flooding the log, when descriptors run out
-  (`_accepting.py`).
+  (`_accepting.py`);
+- a drain stops accepting and lets the requests already read finish (`_draining.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -41,6 +43,7 @@ from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 from jupyter_serve.protocol import ScoringResponse
 from jupyter_serve.server._accepting import ConnectionAcceptor, ResourceExhaustionReport
 from jupyter_serve.server._client_stream import ClientStream
+from jupyter_serve.server._draining import DrainRefusal, has_unread_bytes
 from jupyter_serve.server._limit_responses import (
     bodies_over_budget_response,
     body_stalled_response,
@@ -80,6 +83,9 @@ class RequestConnection(HTTP1Connection):
     """One request on a server connection (Tornado's `HTTP1Connection`, with our edges)."""
 
     stream: ClientStream
+    # Answered with Connection: close because the server began to drain: the connection stays
+    # open after the answer only to refuse a request the client had already sent.
+    drain_keeps_open = False
 
     def __init__(
         self,
@@ -145,9 +151,30 @@ class RequestConnection(HTTP1Connection):
             self._body_started = time.monotonic()
         return body
 
+    def begin_drain(self) -> bool:
+        """The server stops: an answer not yet begun will say ``Connection: close``. False
+        when the connection is idle (no byte of a request read or waiting)."""
+        if self._request_start_line is None:
+            return has_unread_bytes(self.stream)
+        if self._response_start_line is None:
+            self._disconnect_on_finish = True
+            self.drain_keeps_open = True
+        return True
+
+    def answer_unfinished(self, response: ScoringResponse) -> None:
+        """Answer ``response`` if this request was read and not answered yet; close."""
+        self.drain_keeps_open = False
+        if self._request_start_line is not None and self._response_start_line is None:
+            self.answer_and_close(response)
+        else:
+            self.close()
+
     def _finish_request(self, future: Any) -> None:
-        if self._disconnect_on_finish and not self._read_finished:
-            self.stream.linger = True  # answered before the body was read in full
+        if self._disconnect_on_finish:
+            if not self._read_finished:
+                self.stream.linger = True  # answered before the body was read in full
+            elif self.drain_keeps_open:
+                self._disconnect_on_finish = False
         super()._finish_request(future)
 
     async def _read_chunked_body(self, delegate: httputil.HTTPMessageDelegate) -> None:
@@ -216,16 +243,34 @@ class _ServerConnection(HTTP1ServerConnection):
         super().__init__(stream, params, context)
         self._budget = budget
         self.request: RequestConnection | None = None
+        self.draining = False
+
+    def begin_drain(self) -> None:
+        """The server stops: close now if idle, else after the request being answered (one
+        the client already sent after it gets 503). Every close from here on lingers, so
+        bytes still arriving never reset the connection."""
+        self.draining = True
+        self.stream.linger = True
+        if self.request is not None and not self.request.begin_drain():
+            self.stream.close()
 
     async def _server_request_loop(self, delegate: httputil.HTTPServerConnectionDelegate) -> None:
         stream = self.stream
         try:
             while True:
+                if self.draining and not has_unread_bytes(stream):
+                    stream.close()
+                    return
                 request = RequestConnection(stream, self.params, self.context, self._budget)
                 self.request = request
                 stream.reading_head = True
+                answering = (
+                    DrainRefusal(request)
+                    if self.draining
+                    else delegate.start_request(self, request)
+                )
                 try:
-                    keep_open = await request.read_response(delegate.start_request(self, request))
+                    keep_open = await request.read_response(answering)
                 except (StreamClosedError, UnsatisfiableReadError, asyncio.CancelledError):
                     return
                 except Exception:
@@ -251,6 +296,7 @@ class ScoringHTTPServer(HTTPServer):
     _url: Callable[[], str]
     _acceptors: list[ConnectionAcceptor]
     _sweep_handle: asyncio.TimerHandle | None
+    _all_closed: asyncio.Event | None
 
     def add_sockets(self, sockets: Any) -> None:
         report = ResourceExhaustionReport(self._url(), lambda: len(self._connections))
@@ -281,6 +327,43 @@ class ScoringHTTPServer(HTTPServer):
         super().on_close(server_conn)
         for acceptor in self._acceptors:
             acceptor.resume()  # a descriptor was freed
+        if self._all_closed is not None and not self._connections:
+            self._all_closed.set()
+
+    def begin_drain(self) -> None:
+        """Stop accepting, and close every connection once its current request is answered
+        (idle ones now). Connections already waiting in the listen backlog are taken first:
+        closing the socket would reset them, and their clients may have sent a request."""
+        for sock in list(self._sockets.values()):
+            while True:
+                try:
+                    connection, address = sock.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                self._accepted(connection, address)
+        self.stop()
+        self._all_closed = asyncio.Event()
+        if not self._connections:
+            self._all_closed.set()
+        for server_connection in list(self._connections):
+            if isinstance(server_connection, _ServerConnection):
+                server_connection.begin_drain()
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every connection to close (after
+        `begin_drain`); True when none is left."""
+        if self._all_closed is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), timeout)
+        return not self._connections
+
+    def answer_unfinished(self, response: ScoringResponse) -> None:
+        """Answer ``response`` to every request read and not yet answered, and close every
+        connection (the drain timeout has passed)."""
+        for server_connection in list(self._connections):
+            request = getattr(server_connection, "request", None)
+            if request is not None:
+                request.answer_unfinished(response)
 
     async def close_all_connections(self) -> None:
         try:
@@ -325,4 +408,5 @@ def make_http_server(
     server._url = url
     server._acceptors = []
     server._sweep_handle = None
+    server._all_closed = None
     return server

@@ -43,6 +43,7 @@ from jupyter_serve.server._handlers import (
     record_finish,
     refusal_before_body,
 )
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_of
 from jupyter_serve.server._responses import internal_error_response
 
 logger = logging.getLogger("jupyter_serve.server")
@@ -125,6 +126,9 @@ class _Invocation(httputil.HTTPMessageDelegate):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._prediction: asyncio.Future[ScoringResponse] | None = None
+        self._request_id = ""
+        self._data: Any = None  # the prepared input, kept for the capture
+        self._response: ScoringResponse | None = None
 
     def headers_received(
         self,
@@ -135,6 +139,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         state = self._state
         self._method, self._path = start_line.method, start_line.path
         self._content_type = headers.get("Content-Type")
+        self._request_id = request_id_of(headers)
         state.metrics.request_started()
         self._counted = True
         refusal = refusal_before_body(state, headers, self._connection)
@@ -198,6 +203,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
 
     def _submit(self, served: ServedModel, parsed: tuple[ScoringRequest, Any, Any]) -> None:
         request, data, params = parsed
+        self._data = data
         answer = self._state.batcher.submit(
             served.model, data, params, wrap=request.wrap_predictions, deadline=self._deadline
         )
@@ -228,6 +234,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
             return
         self._answered = True
         self._cancel_timer()
+        self._response = response
         headers = httputil.HTTPHeaders()
         headers["Server"] = _SERVER_HEADER
         headers["Content-Type"] = response.content_type
@@ -235,6 +242,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         for name, value in response.headers:
             headers[name] = value
         headers["Content-Length"] = str(len(response.body))
+        headers[REQUEST_ID_HEADER] = self._request_id
         # Counted before the bytes leave: a client reading the metrics right after its
         # answer (a notebook cell, the dashboard) must see its own request.
         self._record_finish(response.status)
@@ -248,7 +256,18 @@ class _Invocation(httputil.HTTPMessageDelegate):
     def _record_finish(self, status: int) -> None:
         if self._counted:
             self._counted = False
-            record_finish(self._state, self._method, self._path, status, self._started)
+            record_finish(
+                self._state,
+                self._method,
+                self._path,
+                status,
+                self._started,
+                self._request_id,
+                self._connection,
+                data=self._data,
+                response=self._response,
+                scored=True,
+            )
 
 
 def parse_for_batching(

@@ -142,6 +142,7 @@ class ModelReadyHandler(_OpenInferenceHandler):
 
 class InferHandler(_OpenInferenceHandler):
     allowed_methods = ("POST",)
+    scored = True
     _prediction: asyncio.Future[ScoringResponse] | None = None
 
     async def respond(self) -> ScoringResponse:
@@ -169,6 +170,7 @@ class InferHandler(_OpenInferenceHandler):
                 data, params, request = await asyncio.wait_for(
                     asyncio.shield(parsing), _remaining(deadline)
                 )
+            self._data = data
             render = partial(
                 render_inference_response,
                 model_name=self._model_name(served),

@@ -48,6 +48,19 @@ class ServerOptions:
     # Bytes of request bodies held at once, server-wide (None: twice max_body_bytes); a body
     # that does not fit gets 503, so concurrent large uploads cannot exhaust memory.
     max_body_bytes_in_flight: int | None = None
+    # One access-log line per request to the logger jupyter_serve.access (the CLI prints it
+    # on stdout, as uvicorn does), "text" (uvicorn's line) or "json" (one object per line).
+    access_log: bool = True
+    log_format: str = "text"
+    # The most recent scored rows kept in memory for `Deployment.requests`; 0 keeps none.
+    capture: int = 1000
+    # Append the scored rows as JSON lines to this file (a share of them: log_sample), without
+    # the input columns of log_exclude, rotated past log_max_bytes, keeping log_backups files.
+    log_predictions: str | None = None
+    log_sample: float = 1.0
+    log_exclude: tuple[str, ...] = ()
+    log_max_bytes: int = 100 * 1024 * 1024
+    log_backups: int = 5
 
     @property
     def body_budget_bytes(self) -> int:

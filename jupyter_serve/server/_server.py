@@ -15,7 +15,6 @@ import logging
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +23,8 @@ from tornado.netutil import bind_sockets
 
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.server._batching import PredictionBatcher
-from jupyter_serve.server._connections import make_http_server
+from jupyter_serve.server._connections import ScoringHTTPServer, make_http_server
+from jupyter_serve.server._draining import drain_timeout_response
 from jupyter_serve.server._handlers import ServedModel, ServingState
 from jupyter_serve.server._invocations import ScoringRoutes
 from jupyter_serve.server._metrics import ServerMetrics
@@ -33,10 +33,9 @@ from jupyter_serve.server._options import ServerOptions
 logger = logging.getLogger("jupyter_serve.server")
 
 _START_TIMEOUT_SECONDS = 30.0
-_STOP_TIMEOUT_SECONDS = 30.0
+_STOP_MARGIN_SECONDS = 30.0
 _CLOSE_CONNECTIONS_TIMEOUT_SECONDS = 5.0
 _SPARE_PREDICTION_THREADS = 4
-_STOP_GRACE_SECONDS = 5.0
 
 
 class ScoringServer:
@@ -135,7 +134,9 @@ class ScoringServer:
             self._thread = thread
 
     def stop(self) -> None:
-        """Stop serving, free the port and join the server thread. Idempotent and thread-safe.
+        """Stop serving: free the port at once, let the requests already read finish (up to the
+        drain timeout; see `_draining.py`), then join the server thread. Idempotent and
+        thread-safe.
 
         Called from the server thread itself (e.g. by an ``on_remote_stop`` callback), it
         schedules the stop and returns without waiting for it.
@@ -148,7 +149,7 @@ class ScoringServer:
         with contextlib.suppress(RuntimeError):  # the loop has already closed
             loop.call_soon_threadsafe(stop_requested.set)
         if threading.current_thread() is not thread:
-            thread.join(_STOP_TIMEOUT_SECONDS)
+            thread.join(drain_timeout(self.options) + _STOP_MARGIN_SECONDS)
 
     def swap_model(self, model: Any, *, model_uri: str, version: str | None) -> None:
         """Answer new requests with ``model``; requests already received finish on the old
@@ -220,17 +221,26 @@ class ScoringServer:
         try:
             await self._stop_requested.wait()
         finally:
-            http_server.stop()  # the port is free from here on
-            # Requests already received get their answers, for a little while.
-            grace_ends = time.monotonic() + min(options.timeout, _STOP_GRACE_SECONDS)
-            while self._metrics.in_flight > 0 and time.monotonic() < grace_ends:
-                await asyncio.sleep(0.02)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(
-                    http_server.close_all_connections(), _CLOSE_CONNECTIONS_TIMEOUT_SECONDS
-                )
+            await self._drain(http_server)
             # A prediction past its timeout may still run; it finishes on its own thread.
             executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self, http_server: ScoringHTTPServer) -> None:
+        # The port is free at once; requests already read finish, up to the drain timeout.
+        http_server.begin_drain()
+        drain_seconds = drain_timeout(self.options)
+        if not await http_server.drained(drain_seconds):
+            http_server.answer_unfinished(drain_timeout_response(drain_seconds))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                http_server.close_all_connections(), _CLOSE_CONNECTIONS_TIMEOUT_SECONDS
+            )
+
+
+def drain_timeout(options: ServerOptions) -> float:
+    """Seconds a stopping server lets the requests in flight finish: ``drain_timeout``, or
+    by default the request timeout (no request is cut before its own timeout)."""
+    return options.timeout if options.drain_timeout is None else options.drain_timeout
 
 
 def block_until_signalled(is_running: Callable[[], bool]) -> None:

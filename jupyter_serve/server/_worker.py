@@ -28,6 +28,10 @@ from jupyter_serve.errors import JupyterServeError
 READY_LINE = "READY"
 REMOTE_STOP_LINE = "REMOTE_STOP"
 ERROR_PREFIX = "ERROR "
+# The pool asks for the captured rows with this line on stdin; the answer is one line.
+CAPTURE_REQUEST = "CAPTURE"
+CAPTURE_PREFIX = "CAPTURE "
+ACCESS_PREFIX = "ACCESS "  # an access-log line, logged again by the pool
 _METRICS_INTERVAL_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
@@ -53,7 +57,10 @@ def main() -> int:
     from jupyter_serve.server._options import ServerOptions
     from jupyter_serve.server._server import ScoringServer
 
-    options = ServerOptions(**{**assignment["options"], "workers": 1, "reuse_port": True})
+    given = assignment["options"]
+    options = ServerOptions(
+        **{**given, "workers": 1, "reuse_port": True, "log_exclude": tuple(given["log_exclude"])}
+    )
     stdout_lock = threading.Lock()  # the server thread and the reporter both write lines
     pool_gone = threading.Event()
     server: ScoringServer | None = None
@@ -63,9 +70,14 @@ def main() -> int:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
+    if options.access_log:
+        _forward_access_log(write_line)
+
     def watch_pool() -> None:
-        for _ in sys.stdin:  # nothing is sent: this returns at end of file
-            pass
+        for line in sys.stdin:  # returns at end of file
+            if line.strip() == CAPTURE_REQUEST:
+                records = server.captured_records() if server is not None else []
+                write_line(CAPTURE_PREFIX + json.dumps(records, default=str))
         pool_gone.set()
         if server is None:
             os._exit(0)  # still loading the model: nobody is waiting for it
@@ -108,6 +120,20 @@ def main() -> int:
     finally:
         stopped.set()
     return 0
+
+
+def _forward_access_log(write_line: Any) -> None:
+    import logging
+
+    from jupyter_serve.server._access_log import ACCESS_LOGGER
+
+    class _ToPool(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            write_line(ACCESS_PREFIX + record.getMessage())
+
+    ACCESS_LOGGER.addHandler(_ToPool())
+    ACCESS_LOGGER.setLevel(logging.INFO)
+    ACCESS_LOGGER.propagate = False
 
 
 if __name__ == "__main__":

@@ -21,9 +21,19 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from jupyter_serve.server._worker import ERROR_PREFIX, READY_LINE, REMOTE_STOP_LINE
+from jupyter_serve.server._access_log import ACCESS_LOGGER
+from jupyter_serve.server._worker import (
+    ACCESS_PREFIX,
+    CAPTURE_PREFIX,
+    CAPTURE_REQUEST,
+    ERROR_PREFIX,
+    READY_LINE,
+    REMOTE_STOP_LINE,
+)
 
 logger = logging.getLogger("jupyter_serve.server")
+
+_LAST_LINES_SECONDS = 1.0
 
 
 class WorkerProcess:
@@ -61,6 +71,9 @@ class WorkerProcess:
         self.last_heard = time.monotonic()
         self.error: str | None = None
         self.latest_metrics: dict[str, Any] = {}
+        self._capture_lock = threading.Lock()  # one question about the capture at a time
+        self._capture_answered = threading.Event()
+        self._captured: list[dict[str, Any]] = []
         self._reader = threading.Thread(
             target=self._read, args=(self.process.stdout,), name="jupyter-serve-worker-output"
         )
@@ -80,6 +93,12 @@ class WorkerProcess:
             if line.strip() == READY_LINE:
                 self.serving_since = time.monotonic()
                 self.ready.set()
+            elif line.startswith(ACCESS_PREFIX):
+                ACCESS_LOGGER.info(line[len(ACCESS_PREFIX) :].rstrip("\n"))
+            elif line.startswith(CAPTURE_PREFIX):
+                with contextlib.suppress(ValueError):
+                    self._captured = json.loads(line[len(CAPTURE_PREFIX) :])
+                self._capture_answered.set()
             elif line.startswith(ERROR_PREFIX):
                 self.error = line[len(ERROR_PREFIX) :].strip()
             elif line.strip() == REMOTE_STOP_LINE and self._on_remote_stop is not None:
@@ -91,6 +110,21 @@ class WorkerProcess:
                 with contextlib.suppress(ValueError):  # a line cut short by the worker's death
                     self.latest_metrics = json.loads(line)
         self.ready.set()  # end of output: the worker exited; waiters look at its exit code
+        self._capture_answered.set()
+
+    def captured_records(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The worker's captured rows, asked for now (empty if it does not answer in time).
+        Thread-safe."""
+        with self._capture_lock:
+            self._capture_answered.clear()
+            self._captured = []
+            try:
+                self._stdin.write(CAPTURE_REQUEST + "\n")
+                self._stdin.flush()
+            except (OSError, ValueError):  # gone, or stopped: nothing to gather
+                return []
+            self._capture_answered.wait(timeout)
+            return self._captured
 
     def terminate(self) -> None:
         """Ask the worker to stop (SIGTERM and end of its stdin); do not wait."""
@@ -114,6 +148,9 @@ class WorkerProcess:
             self.process.wait()
         with contextlib.suppress(OSError):
             self._stdin.close()
+        # Its last lines (the access log's final ones) are read before the pool moves on; the
+        # pipe's end of file may come later (another process of ours can hold its write end).
+        self._reader.join(_LAST_LINES_SECONDS)
 
     def describe_exit(self) -> str:
         """How the worker ended, for a log line or an error: exit code or signal, and why."""

@@ -31,7 +31,11 @@ from jupyter_serve.server._metric_files import (
     worker_environment,
 )
 from jupyter_serve.server._options import ServerOptions
-from jupyter_serve.server._server import bind_listening_sockets, block_until_signalled
+from jupyter_serve.server._server import (
+    bind_listening_sockets,
+    block_until_signalled,
+    drain_timeout,
+)
 from jupyter_serve.server._unavailable import UnavailableResponder
 from jupyter_serve.server._worker_process import WorkerProcess
 
@@ -164,7 +168,8 @@ class WorkerPool:
             raise DeploymentError(self._start_failure)
 
     def stop(self) -> None:
-        """Stop every worker (SIGTERM, then SIGKILL after 10 s) and free the port."""
+        """Stop every worker and free the port: each drains (SIGTERM; it finishes the requests
+        it already read, up to the drain timeout), and is killed 10 s after that."""
         self._stopping.set()
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not threading.current_thread():
@@ -334,6 +339,7 @@ class WorkerPool:
         workers = self._snapshot_workers()[0]
         for worker in workers:
             worker.terminate()
-        deadline = time.monotonic() + _STOP_TIMEOUT_SECONDS
+        # Each worker drains: it lets its requests in flight finish, up to the drain timeout.
+        deadline = time.monotonic() + drain_timeout(self.options) + _STOP_TIMEOUT_SECONDS
         for worker in workers:
             worker.wait_or_kill(deadline)

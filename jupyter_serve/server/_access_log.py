@@ -1,0 +1,59 @@
+"""Access-log lines: uvicorn's (so ``mlflow models serve``'s) line, with the latency, the
+request id and the model version added; or the same fields as one JSON object per line.
+
+They go to the logger ``jupyter_serve.access``: the CLI gives it a handler writing to stdout
+(as uvicorn's access logger does); in a kernel it has none of ours, so nothing reaches a cell's
+output unless the user attaches a handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Any
+
+from jupyter_serve.server._exchanges import Exchange
+
+ACCESS_LOGGER = logging.getLogger("jupyter_serve.access")
+# Only its own handlers write it (uvicorn.access does the same): a root handler that a
+# notebook configured would otherwise print every request into a cell.
+ACCESS_LOGGER.propagate = False
+LOG_FORMATS = ("text", "json")
+
+
+def access_line(exchange: Exchange, log_format: str) -> str:
+    """The access-log line of one exchange, ``text`` (uvicorn's) or ``json``."""
+    client = client_address(exchange.connection)
+    latency_ms = round(exchange.latency * 1000, 3)
+    if log_format == "json":
+        return json.dumps(
+            {
+                "time": datetime.fromtimestamp(exchange.time, timezone.utc).isoformat(),
+                "client": client,
+                "method": exchange.method,
+                "path": exchange.path,
+                "status": exchange.status,
+                "latency_ms": latency_ms,
+                "request_id": exchange.request_id,
+                "model_version": exchange.model_version,
+            }
+        )
+    try:
+        phrase = HTTPStatus(exchange.status).phrase
+    except ValueError:
+        phrase = ""
+    return (
+        f'INFO:     {client} - "{exchange.method} {exchange.path} HTTP/1.1" '
+        f"{exchange.status} {phrase} {latency_ms:.1f}ms request_id={exchange.request_id} "
+        f"model_version={exchange.model_version or '-'}"
+    )
+
+
+def client_address(connection: Any) -> str:
+    """``host:port`` of the connection's client, or ``-`` when unknown."""
+    address = getattr(getattr(connection, "context", None), "address", None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "-"

@@ -1,0 +1,136 @@
+"""The one recording path of a deployment: every answered request passes `RequestRecorder.
+record` once, on the IO loop, which only counts it and keeps references; the access log and the
+inference log are written by one writer thread on its tick, the captured traffic is turned into
+rows only when read.
+
+Measured at 64 connections (README, "Request IDs, access logs and captured traffic"): the
+access log and the capture each cost the hot path a deque append per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from jupyter_serve.server._access_log import ACCESS_LOGGER, access_line
+from jupyter_serve.server._exchanges import Exchange
+from jupyter_serve.server._options import ServerOptions
+
+logger = logging.getLogger("jupyter_serve.server")
+
+_WRITER_TICK_SECONDS = 0.1
+
+
+class CaptureBuffer:
+    """The most recent exchanges of scored requests, holding at least the last ``max_rows``
+    rows (and at most one request's rows more). `add` runs on the IO loop; `records` from any
+    thread."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._exchanges: deque[tuple[Exchange, int]] = deque()
+        self._rows = 0
+
+    def add(self, exchange: Exchange) -> None:
+        rows = exchange.rows
+        self._exchanges.append((exchange, rows))
+        self._rows += rows
+        while self._rows - self._exchanges[0][1] >= self.max_rows:
+            self._rows -= self._exchanges.popleft()[1]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The captured rows as records (see `Exchange.records`), oldest first, at most
+        ``max_rows``. Thread-safe: it reads a copy taken in one step."""
+        kept = self._exchanges.copy()  # atomic under the GIL, unlike iterating the deque
+        records = [record for exchange, _ in kept for record in exchange.records()]
+        return records[-self.max_rows :] if self.max_rows else []
+
+
+class RequestRecorder:
+    """Counts, logs and captures answered requests, per the server's options.
+
+    `record` must be called on the server's IO loop; `records` and `close` from any thread.
+    """
+
+    def __init__(self, options: ServerOptions, metrics: Any) -> None:
+        self._metrics = metrics
+        self._access: deque[Exchange] | None = deque() if options.access_log else None
+        self._log_format = options.log_format
+        self.capture = CaptureBuffer(options.capture) if options.capture > 0 else None
+        self._inference_log: Any = None
+        if options.log_predictions:
+            from jupyter_serve._inference_log import InferenceLogWriter
+
+            self._inference_log = InferenceLogWriter(
+                options.log_predictions,
+                sample=options.log_sample,
+                exclude=options.log_exclude,
+                max_bytes=options.log_max_bytes,
+                backups=options.log_backups,
+            )
+        self._to_log: deque[Exchange] = deque()
+        self._access_wanted = self._access is not None and ACCESS_LOGGER.isEnabledFor(logging.INFO)
+        self._stopped = threading.Event()
+        self._writer: threading.Thread | None = None
+        if self._access is not None or self._inference_log is not None:
+            self._writer = threading.Thread(
+                target=self._write_forever, name="jupyter-serve-request-log", daemon=True
+            )
+            self._writer.start()
+
+    @property
+    def access_wanted(self) -> bool:
+        """Whether access-log lines are written now (the logger may be off in a kernel)."""
+        return self._access_wanted
+
+    @property
+    def keeps_scored(self) -> bool:
+        """Whether scored requests are captured or logged."""
+        return self.capture is not None or self._inference_log is not None
+
+    def record(self, exchange: Exchange) -> None:
+        """Keep one answered request for the logs and the capture. On the IO loop only."""
+        if self._access_wanted and self._access is not None:
+            self._access.append(exchange)
+        if exchange.scored:
+            if self.capture is not None:
+                self.capture.add(exchange)
+            if self._inference_log is not None:
+                self._to_log.append(exchange)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The captured rows, oldest first (empty when capture is off). Thread-safe."""
+        return self.capture.records() if self.capture is not None else []
+
+    def close(self) -> None:
+        """Write what is left and stop the writer thread. Thread-safe, idempotent."""
+        self._stopped.set()
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(5.0)
+
+    def _write_forever(self) -> None:
+        while not self._stopped.wait(_WRITER_TICK_SECONDS):
+            self._write_pending()
+        self._write_pending()
+        if self._inference_log is not None:
+            self._inference_log.close()
+
+    def _write_pending(self) -> None:
+        try:
+            access = self._access
+            if access is not None:
+                wanted = ACCESS_LOGGER.isEnabledFor(logging.INFO)
+                while access:
+                    exchange = access.popleft()
+                    if wanted:
+                        ACCESS_LOGGER.info(access_line(exchange, self._log_format))
+                self._access_wanted = wanted
+            if self._inference_log is not None:
+                pending = self._to_log
+                batch = [pending.popleft() for _ in range(len(pending))]
+                if batch:
+                    self._inference_log.write(batch)
+        except Exception:  # a full disk must not stop the logs for good, nor the server
+            logger.exception("writing the request logs failed")
