@@ -32,8 +32,11 @@ from jupyter_serve.protocol import (
 )
 from jupyter_serve.server._batching import PredictionBatcher
 from jupyter_serve.server._connections import RequestConnection
+from jupyter_serve.server._exchanges import Exchange
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
+from jupyter_serve.server._recording import RequestRecorder
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_of
 from jupyter_serve.server._responses import (
     forbidden_response,
     internal_error_response,
@@ -62,7 +65,8 @@ class ServedModel:
 
 class ServingState:
     """What the handlers share with the server object. ``current`` is swapped from any thread
-    (a single reference assignment); everything else is fixed while the server runs."""
+    (a single reference assignment); everything else is fixed while the server runs. The
+    ``recorder`` is the one place every answered request is counted, logged and captured."""
 
     def __init__(
         self,
@@ -79,6 +83,7 @@ class ServingState:
         self.batcher = batcher
         self.executor = executor
         self.on_remote_stop = on_remote_stop
+        self.recorder = RequestRecorder(options, metrics)
 
 
 @stream_request_body
@@ -86,12 +91,23 @@ class _ScoringHandler(RequestHandler):
     # Every verb reaches prepare(), which answers 405 in the protocol's words.
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
     allowed_methods: tuple[str, ...] = ()
+    scored = False  # its answers are captured (a scoring route)
+    _data: Any = None  # the prepared model input, for the capture
+    _response: ScoringResponse | None = None
 
     def initialize(self, state: ServingState) -> None:
         self._state = state
         self._started = time.perf_counter()
         self._body = BodyBuffer(state.options.max_body_bytes)
         self._counted = False
+        self._request_id: str | None = None
+
+    @property
+    def request_id(self) -> str:
+        """This request's ID: the client's ``X-Request-ID`` when safe, else a new one."""
+        if self._request_id is None:
+            self._request_id = request_id_of(self.request.headers)
+        return self._request_id
 
     def prepare(self) -> None:
         self._state.metrics.request_started()
@@ -147,10 +163,12 @@ class _ScoringHandler(RequestHandler):
         return offers_secret(self.request.headers, self._state.options.secret)
 
     def _answer(self, response: ScoringResponse) -> None:
+        self._response = response
         self.set_status(response.status)
         self.set_header("Content-Type", response.content_type)
         for name, value in response.headers:
             self.set_header(name, value)
+        self.set_header(REQUEST_ID_HEADER, self.request_id)
         # Counted before the bytes leave: a client reading the metrics right after its answer
         # (a notebook cell, the dashboard) must see its own request.
         self._record_finish(response.status)
@@ -181,7 +199,18 @@ class _ScoringHandler(RequestHandler):
         if self._counted:
             self._counted = False
             request = self.request
-            record_finish(self._state, request.method, request.path, status, self._started)
+            record_finish(
+                self._state,
+                request.method,
+                request.path,
+                status,
+                self._started,
+                self.request_id,
+                request.connection,
+                data=self._data,
+                response=self._response,
+                scored=self.scored,
+            )
 
 
 class BodyBuffer:
@@ -251,11 +280,39 @@ def offers_secret(headers: HTTPHeaders, secret: str | None) -> bool:
 
 
 def record_finish(
-    state: ServingState, method: str | None, path: str, status: int, started: float
+    state: ServingState,
+    method: str | None,
+    path: str,
+    status: int,
+    started: float,
+    request_id: str,
+    connection: object,
+    *,
+    data: Any = None,
+    response: ScoringResponse | None = None,
+    scored: bool = False,
 ) -> None:
-    """Count one answered request in the metrics, and log it when asked to."""
+    """Count one answered request in the metrics, hand it to the recorder (access log,
+    capture, inference log), and log it when asked to. On the IO loop."""
     latency = time.perf_counter() - started
     state.metrics.request_finished(status, latency)
+    recorder = state.recorder
+    if recorder.access_wanted or (scored and recorder.keeps_scored):
+        recorder.record(
+            Exchange(
+                time.time(),
+                request_id,
+                method or "",
+                path,
+                status,
+                latency,
+                connection,
+                state.current.version,
+                data,
+                response,
+                scored,
+            )
+        )
     if state.options.log_requests:
         logger.info("%s %s %d %.1f ms", method, path, status, latency * 1000)
     elif logger.isEnabledFor(logging.DEBUG):

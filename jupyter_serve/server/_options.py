@@ -48,6 +48,9 @@ class ServerOptions:
     # Bytes of request bodies held at once, server-wide (None: twice max_body_bytes); a body
     # that does not fit gets 503, so concurrent large uploads cannot exhaust memory.
     max_body_bytes_in_flight: int | None = None
+    # Seconds a stopping server lets the requests it already read finish before it answers
+    # them 503 and closes (None: the request timeout).
+    drain_timeout: float | None = None
     # One access-log line per request to the logger jupyter_serve.access (the CLI prints it
     # on stdout, as uvicorn does), "text" (uvicorn's line) or "json" (one object per line).
     access_log: bool = True

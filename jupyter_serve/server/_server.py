@@ -82,6 +82,12 @@ class ScoringServer:
         """Live traffic figures; ``metrics.snapshot()`` is safe from any thread."""
         return self._metrics
 
+    def captured_records(self) -> list[dict[str, Any]]:
+        """The most recent scored rows (`ServerOptions.capture`), oldest first, as records
+        (see `jupyter_serve.server._exchanges.Exchange.records`). Thread-safe."""
+        state = self._state
+        return state.recorder.records() if state is not None else []
+
     @property
     def model(self) -> Any:
         """The model new requests are answered with."""
@@ -224,6 +230,7 @@ class ScoringServer:
             await self._drain(http_server)
             # A prediction past its timeout may still run; it finishes on its own thread.
             executor.shutdown(wait=False, cancel_futures=True)
+            state.recorder.close()  # the last access-log and inference-log lines are written
 
     async def _drain(self, http_server: ScoringHTTPServer) -> None:
         # The port is free at once; requests already read finish, up to the drain timeout.

@@ -210,6 +210,14 @@ class WorkerPool:
         environment = worker_environment(self._metrics_dir)
         return WorkerProcess(self._assignment(), self._on_remote_stop, self._python, environment)
 
+    def captured_records(self) -> list[dict[str, Any]]:
+        """Every live worker's captured rows, gathered now over its stdin and stdout (they
+        stay in the workers until asked), oldest first. Thread-safe."""
+        workers = self._snapshot_workers()[0]
+        records = [record for worker in workers for record in worker.captured_records()]
+        records.sort(key=lambda record: record["time"])
+        return records
+
     def _snapshot_workers(self) -> tuple[list[WorkerProcess], dict[str, int]]:
         with self._lock:
             workers = [slot.worker for slot in self._slots if slot.worker is not None]
