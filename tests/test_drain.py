@@ -231,14 +231,18 @@ SERVE_THEN_STOP = textwrap.dedent(
 
     deployment = jupyter_serve.serve(FileGatedModel(sys.argv[1]), name="gated", port=0)
     print(deployment.url, flush=True)
-    sys.stdin.readline()
-    jupyter_serve.stop("gated")
-    print("stopped", flush=True)
+    if sys.stdin.readline().strip() == "stop":
+        jupyter_serve.stop("gated")
+        print("stopped", flush=True)
+    # else the interpreter exits here: its exit hook stops every deployment
     """
 )
 
 
-def test_stop_in_a_python_session_lets_a_request_in_flight_finish(gates: Path) -> None:
+@pytest.mark.parametrize("how", ["stop", "exit"])
+def test_stop_or_exit_of_a_python_session_lets_a_request_in_flight_finish(
+    gates: Path, how: str
+) -> None:
     session = subprocess.Popen(
         [sys.executable, "-c", SERVE_THEN_STOP, str(gates)],
         cwd=gates,
@@ -254,7 +258,7 @@ def test_stop_in_a_python_session_lets_a_request_in_flight_finish(gates: Path) -
             slow = pool.submit(exchange, port, post(7.0))
             wait_until(lambda: started(gates), timeout=60, message="the request in flight")
             stopping_since = time.monotonic()
-            session.stdin.write("stop\n")
+            session.stdin.write(how + "\n")
             session.stdin.flush()
             wait_until(lambda: refuses_connections(port), timeout=30, message="port closed")
             wait_seconds_since(stopping_since, SLOW_SECONDS)
@@ -262,7 +266,8 @@ def test_stop_in_a_python_session_lets_a_request_in_flight_finish(gates: Path) -
             (gates / "release").touch()
             (answer,) = slow.result(timeout=60)
             assert_predicted(answer)
-        assert session.stdout.readline().strip() == "stopped"
+        if how == "stop":
+            assert session.stdout.readline().strip() == "stopped"
         assert session.wait(timeout=60) == 0
     finally:
         session.kill()

@@ -218,11 +218,28 @@ class DeploymentTable:
         self._stop_deployment(deployment)
 
     def stop_all(self) -> None:
-        """Stop every deployment and the discovery writer; safe at interpreter exit."""
-        for deployment in self.running():
-            with contextlib.suppress(Exception):
-                self._stop_deployment(deployment)
+        """Stop every deployment and the discovery writer; safe at interpreter exit. The
+        deployments drain at the same time: a shutdown waits for the slowest, not the sum."""
+        stopping = [
+            threading.Thread(
+                target=self._stop_quietly, args=(deployment,), name="jupyter-serve-stop"
+            )
+            for deployment in self.running()
+        ]
+        started = []
+        for thread in stopping:
+            try:
+                thread.start()
+                started.append(thread)
+            except RuntimeError:  # no new threads this late in the interpreter's exit
+                thread.run()
+        for thread in started:
+            thread.join()
         self._join_writer_if_idle()
+
+    def _stop_quietly(self, deployment: Deployment) -> None:
+        with contextlib.suppress(Exception):
+            self._stop_deployment(deployment)
 
     def _stop_deployment(self, deployment: Deployment) -> None:
         with self._lock:
