@@ -6,7 +6,9 @@ on stop; the Jupyter Server extension, another process, only reads them. This sm
 the one thing both sides share: no kernel object ever crosses.
 
 A file whose ``pid`` no longer runs belongs to a killed kernel: readers treat it as stale and
-may delete it.
+may delete it. A record of kind ``remote`` announces a deployment on a remote target (a Ray
+cluster): it outlives the kernel that wrote it, as the deployment does, and holds the status and
+replicas that kernel last saw; it is removed when the deployment is undeployed.
 
 Records carry a secret and name where the proxy forwards, so both sides trust the directory
 and its files only when this user owns them and nobody else may write there: the writer
@@ -17,11 +19,10 @@ hold the fields they need with the types they need (each is logged once, never f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
-import math
 import os
-import re
 import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -30,22 +31,24 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
+from jupyter_serve._discovery_fields import (
+    DEPLOYMENT_NAME,
+    FIELD_CHECKS,
+    LOCAL,
+    MISSING,
+    REMOTE,
+    REQUIRED_FIELDS,
+    InvalidRecordError,
+    check_remote_fields,
+)
+
 FORMAT_VERSION = 1
-# Linux pids stay below 2**22; anything past a C int cannot name a process at all.
-_MAX_PID = 2**31 - 1
 _log = logging.getLogger(__name__)
 _reported: set[tuple[str, int, int]] = set()
 
 
-class InvalidRecordError(ValueError):
-    """A discovery file that does not hold a usable record; the message names the field."""
-
-
 class UnsafeDiscoveryDirectoryError(PermissionError):
     """The discovery directory is owned by another user or writable by group or others."""
-
-
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def discovery_dir() -> Path:
@@ -55,12 +58,19 @@ def discovery_dir() -> Path:
 
 def is_valid_deployment_name(name: str) -> bool:
     """Names appear in URLs and file names: letters, digits, ``_.-``, at most 64 characters."""
-    return bool(_DEPLOYMENT_NAME.match(name))
+    return bool(DEPLOYMENT_NAME.match(name))
 
 
 def deployment_id(pid: int, name: str) -> str:
     """The stable, URL-safe id of deployment ``name`` in process ``pid``."""
     return f"{pid}-{name}"
+
+
+def remote_deployment_id(target: str, name: str) -> str:
+    """The id of application ``name`` on ``target``: one record per remote deployment, whichever
+    kernel wrote it last (and never the id of a local deployment of the same name)."""
+    digest = hashlib.sha256(target.encode()).hexdigest()[:8]
+    return f"remote-{digest}-{name}"
 
 
 @dataclass
@@ -85,15 +95,30 @@ class DeploymentRecord:
     # Set by the kernel side when it runs under a Jupyter server (see the server's jpserver file).
     proxy_url: str | None = None
     format_version: int = FORMAT_VERSION
+    # "remote": a deployment on ``target`` (``ray+http://HOST:8265``), answering at
+    # ``http://host:port{route_prefix}``; ``pid`` is the kernel that last wrote the record, and
+    # status, replicas and target_replicas are as it saw them at ``seen_at``.
+    kind: str = LOCAL
+    target: str | None = None
+    route_prefix: str = ""
+    replicas: int | None = None
+    target_replicas: int | None = None
+    seen_at: float | None = None
 
     @property
     def id(self) -> str:
+        if self.kind == REMOTE and self.target is not None:
+            return remote_deployment_id(self.target, self.name)
         return deployment_id(self.pid, self.name)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind == REMOTE
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}{self.route_prefix}"
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, **asdict(self)}
@@ -111,94 +136,14 @@ class DeploymentRecord:
             )
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
-        for name, check in _FIELD_CHECKS.items():
-            if name in values or name in _REQUIRED_FIELDS:
-                problem = check(values.get(name, _MISSING))
+        for name, check in FIELD_CHECKS.items():
+            if name in values or name in REQUIRED_FIELDS:
+                problem = check(values.get(name, MISSING))
                 if problem:
                     raise InvalidRecordError(f"field {name!r} {problem}")
+        if values.get("kind") == REMOTE:
+            check_remote_fields(values)
         return cls(**values)
-
-
-_MISSING = object()
-
-
-def _text(value: Any) -> str | None:
-    if value is _MISSING:
-        return "is missing"
-    return None if isinstance(value, str) else f"must be a string, not {type(value).__name__}"
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _integer_in(low: int, high: int) -> Any:
-    def check(value: Any) -> str | None:
-        if value is _MISSING:
-            return "is missing"
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"must be an integer from {low} to {high}"
-        return None
-
-    return check
-
-
-def _name(value: Any) -> str | None:
-    problem = _text(value)
-    if problem is None and not _DEPLOYMENT_NAME.match(value):
-        return "is not a deployment name (letters, digits, '_.-', at most 64 characters)"
-    return problem
-
-
-def _finite_number(value: Any) -> str | None:
-    if value is _MISSING:
-        return "is missing"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "must be a number"
-    return None if math.isfinite(value) else "must be a finite number"
-
-
-def _boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-# Figures nest two or three levels deep; the listing walks them (escaping, NaN -> null), so
-# a planted record must not be able to nest them deep enough to exhaust the stack.
-_MAX_METRICS_DEPTH = 8
-
-
-def _depth(value: Any, limit: int) -> int:
-    if limit < 0 or not isinstance(value, (dict, list)):
-        return 0
-    items = value.values() if isinstance(value, dict) else value
-    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
-
-
-def _metrics(value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return "must be a JSON object"
-    if _depth(value, _MAX_METRICS_DEPTH) > _MAX_METRICS_DEPTH:
-        return f"nests deeper than {_MAX_METRICS_DEPTH} levels"
-    return None
-
-
-_FIELD_CHECKS = {
-    "name": _name,
-    "pid": _integer_in(1, _MAX_PID),
-    "host": _text,
-    "port": _integer_in(1, 65535),
-    "model_uri": _text,
-    "status": _text,
-    "started_at": _finite_number,
-    "kernel_id": _optional_text,
-    "version": _optional_text,
-    "metrics": _metrics,
-    "secret": _optional_text,
-    "require_secret": _boolean,
-    "proxy_url": _optional_text,
-    "format_version": _integer_in(1, 2**31 - 1),
-}
-_REQUIRED_FIELDS = frozenset({"name", "pid", "host", "port", "model_uri", "status", "started_at"})
 
 
 def record_path(record_id: str, directory: Path | None = None) -> Path:
@@ -341,7 +286,8 @@ def read_records(
 
     Files another user owns, and files that hold no valid record, are skipped and logged;
     an unsafe directory (see :func:`check_private_directory`) yields no records at all.
-    Records of dead processes are left out, and deleted when ``remove_stale`` is true.
+    Records of dead processes are left out, and deleted when ``remove_stale`` is true; remote
+    records are kept whatever became of their kernel (the deployment outlives it).
     """
     source = directory or discovery_dir()
     if not _private_directory_or_none(source):
@@ -354,7 +300,7 @@ def read_records(
         if path.name != record_path(record.id, source).name:
             _report_once(path, None, f"it announces deployment {record.id}, another file name")
             continue
-        if pid_is_alive(record.pid):
+        if record.is_remote or pid_is_alive(record.pid):
             records.append(record)
         elif remove_stale:
             with contextlib.suppress(FileNotFoundError):

@@ -2,8 +2,9 @@
 
 Routes, all under the server's ``base_url`` and behind its authentication:
 
-- ``GET jupyter-serve/api/deployments``: the deployments of this server's kernels;
-- ``DELETE jupyter-serve/api/deployments/<id>``: stop one, 204 once stopped;
+- ``GET jupyter-serve/api/deployments``: the deployments of this server's kernels, and the
+  remote ones (with ``target``, ``status`` and ``replicas``);
+- ``DELETE jupyter-serve/api/deployments/<id>``: stop one (undeploy a remote one), 204 once done;
 - ``ANY jupyter-serve/proxy/<id>/<path>``: relayed to that deployment's server.
 
 It runs in the Jupyter server's process and knows deployments only through the discovery
@@ -38,7 +39,11 @@ def route_table(
     """The extension's Tornado routes under ``base_url``."""
     shared = {"settings": settings, "upstream": upstream}
     return [
-        (url_path_join(base_url, r"jupyter-serve/api/deployments/?"), DeploymentListHandler, {}),
+        (
+            url_path_join(base_url, r"jupyter-serve/api/deployments/?"),
+            DeploymentListHandler,
+            {"settings": settings},
+        ),
         (
             url_path_join(base_url, r"jupyter-serve/api/deployments/([^/]+)/?"),
             DeploymentHandler,

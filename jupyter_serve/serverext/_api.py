@@ -6,6 +6,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from jupyter_serve.discovery import DeploymentRecord
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.serverext._base import JupyterServeHandler, escaped_json, http_error
 from jupyter_serve.serverext._deployments import (
@@ -17,6 +18,7 @@ from jupyter_serve.serverext._deployments import (
     stop_deployment,
     unknown_deployment_message,
 )
+from jupyter_serve.serverext._remote import RemoteHostRefused, is_proxied, undeploy_remote
 from jupyter_serve.serverext._settings import JupyterServeProxy
 from jupyter_serve.serverext._upstream import UpstreamClient
 
@@ -31,7 +33,11 @@ def proxy_url(base_url: str, deployment_id: str) -> str:
 
 
 class DeploymentListHandler(JupyterServeHandler):
-    """``GET``: every live deployment of every kernel of this server, as a JSON array."""
+    """``GET``: every live deployment of every kernel of this server, and every remote
+    deployment, as a JSON array. A remote one the proxy may not reach has no ``proxy_url``."""
+
+    def initialize(self, settings: JupyterServeProxy) -> None:
+        self.proxy_settings = settings
 
     @web.authenticated
     @authorized
@@ -43,7 +49,9 @@ class DeploymentListHandler(JupyterServeHandler):
         listing = [
             deployment_json(
                 record,
-                proxy_url=proxy_url(self.base_url, record.id),
+                proxy_url=proxy_url(self.base_url, record.id)
+                if is_proxied(record, self.proxy_settings)
+                else None,
                 notebook_path=paths.get(record.kernel_id or ""),
             )
             for record in records
@@ -53,7 +61,8 @@ class DeploymentListHandler(JupyterServeHandler):
 
 
 class DeploymentHandler(JupyterServeHandler):
-    """``DELETE``: stop one deployment through its server's control route; 204 once stopped."""
+    """``DELETE``: stop one deployment through its server's control route, or undeploy a
+    remote one from its target (that application only); 204 once done."""
 
     def initialize(self, settings: JupyterServeProxy, upstream: UpstreamClient) -> None:
         self.proxy_settings = settings
@@ -65,12 +74,25 @@ class DeploymentHandler(JupyterServeHandler):
         record = record_of_kernels(deployment_id, set(self.kernel_manager.list_kernel_ids()))
         if record is None:
             raise http_error(404, unknown_deployment_message(deployment_id))
+        if record.is_remote:
+            await self._undeploy(record)
+            return
         try:
             await stop_deployment(
                 record, self.upstream.client(), timeout=self.proxy_settings.stop_timeout
             )
         except DeploymentStopTimeout as error:
             raise http_error(504, str(error)) from error
+        except DeploymentError as error:
+            raise http_error(502, str(error)) from error
+        self.set_status(204)
+        self.finish()
+
+    async def _undeploy(self, record: DeploymentRecord) -> None:
+        try:
+            await undeploy_remote(record, self.proxy_settings)
+        except RemoteHostRefused as error:
+            raise http_error(403, str(error)) from error
         except DeploymentError as error:
             raise http_error(502, str(error)) from error
         self.set_status(204)

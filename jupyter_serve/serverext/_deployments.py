@@ -1,8 +1,10 @@
 """The deployments this Jupyter server may show and reach, read from the kernels' discovery files.
 
 A deployment belongs to this server when its record names one of this server's kernels; files
-of dead processes are removed as they are met. Nothing here keeps state between requests: the
-discovery directory is the single source of truth, shared with the kernels.
+of dead processes are removed as they are met. Remote deployments (records of kind ``remote``)
+outlive the kernel that made them, so every remote record of this user is listed. Nothing here
+keeps state between requests: the discovery directory is the single source of truth, shared
+with the kernels.
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ def unknown_deployment_message(deployment_id: str) -> str:
 
 
 def records_of_kernels(kernel_ids: Collection[str]) -> list[DeploymentRecord]:
-    """Live deployments whose kernel is in ``kernel_ids``; stale files are deleted on the way."""
+    """Live deployments whose kernel is in ``kernel_ids``, and every remote deployment; stale
+    files are deleted on the way."""
     return [
         record
         for record in read_records(remove_stale=True)
-        if record.kernel_id is not None and record.kernel_id in kernel_ids
+        if record.is_remote or (record.kernel_id is not None and record.kernel_id in kernel_ids)
     ]
 
 
@@ -63,6 +66,8 @@ def record_of_kernels(deployment_id: str, kernel_ids: Collection[str]) -> Deploy
     if not is_deployment_id(deployment_id):
         return None
     record = read_record(deployment_id)
+    if record is not None and record.is_remote:
+        return record
     if record is None or record.kernel_id not in kernel_ids:
         return None
     if not pid_is_alive(record.pid):
@@ -73,10 +78,10 @@ def record_of_kernels(deployment_id: str, kernel_ids: Collection[str]) -> Deploy
 
 
 def deployment_json(
-    record: DeploymentRecord, *, proxy_url: str, notebook_path: str | None
+    record: DeploymentRecord, *, proxy_url: str | None, notebook_path: str | None
 ) -> dict[str, Any]:
     """The API's view of one deployment: everything the front end shows, never the secret."""
-    return {
+    listed = {
         "id": record.id,
         "name": record.name,
         "kernel_id": record.kernel_id,
@@ -89,6 +94,15 @@ def deployment_json(
         "started_at": record.started_at,
         "metrics": record.metrics,
     }
+    if record.is_remote:
+        # Status and replicas as the kernel that deployed (or listed) it last saw them.
+        listed |= {
+            "target": record.target,
+            "replicas": record.replicas,
+            "target_replicas": record.target_replicas,
+            "seen_at": record.seen_at,
+        }
+    return listed
 
 
 def notebook_paths_by_kernel(sessions: list[Mapping[str, Any]]) -> dict[str, str]:

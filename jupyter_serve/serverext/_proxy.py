@@ -25,6 +25,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.iostream import StreamClosedError
 
+from jupyter_serve.errors import DeploymentError
 from jupyter_serve.serverext._base import JupyterServeHandler, escaped_json, http_error
 from jupyter_serve.serverext._body import GATHERED_BODY_LIMIT, StallWatch, StreamedBody
 from jupyter_serve.serverext._deployments import record_of_kernels, unknown_deployment_message
@@ -41,6 +42,7 @@ from jupyter_serve.serverext._refusals import (
     over_limit_message,
     stalled_body_message,
 )
+from jupyter_serve.serverext._remote import RemoteHostRefused, remote_upstream
 from jupyter_serve.serverext._settings import JupyterServeProxy
 from jupyter_serve.serverext._target import (
     ProxyTargetError,
@@ -186,8 +188,12 @@ class DeploymentProxyHandler(JupyterServeHandler):
         except ProxyTargetError as error:
             raise http_error(400, str(error)) from error
         try:
+            if record.is_remote:
+                return remote_upstream(record, self.proxy_settings, path), None
             target = UpstreamTarget(loopback_host(str(record.host)), record.port, path)
-        except ProxyTargetError as error:
+        except RemoteHostRefused as error:
+            raise http_error(403, str(error)) from error
+        except (ProxyTargetError, DeploymentError) as error:
             raise http_error(502, f"deployment {record.id} cannot be proxied: {error}") from error
         return target, record.secret
 

@@ -6,7 +6,9 @@ Set them like any Jupyter option, e.g. ``c.JupyterServeProxy.request_timeout = 3
 
 from __future__ import annotations
 
-from traitlets import Float, Int
+import ipaddress
+
+from traitlets import Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 
@@ -53,3 +55,25 @@ class JupyterServeProxy(LoggingConfigurable):
         "connect_timeout seconds, then 503). Smaller bodies are read whole before the "
         "deployment is contacted and hold no slot while they arrive.",
     ).tag(config=True)
+
+    allowed_remote_hosts = List(
+        Unicode(),
+        default_value=[],
+        help="Hosts of remote deployments (e.g. a Ray cluster's HTTP proxy and dashboard) the "
+        "proxy may forward to and DELETE may undeploy from, as host names or IP addresses. "
+        "Empty by default: the Jupyter server contacts no remote host unless listed here.",
+    ).tag(config=True)
+
+    def allows_remote_host(self, host: str) -> bool:
+        """Whether ``allowed_remote_hosts`` lists ``host`` (names compared case-insensitively,
+        addresses in any spelling)."""
+        wanted = _normalized_host(host)
+        return any(_normalized_host(allowed) == wanted for allowed in self.allowed_remote_hosts)
+
+
+def _normalized_host(host: str) -> str:
+    bare = host.strip().strip("[]").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return bare

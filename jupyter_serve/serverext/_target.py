@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
-_DEPLOYMENT_ID = re.compile(r"^[0-9]{1,10}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# ``<pid>-<name>`` for a kernel's deployment, ``remote-<8 hex>-<name>`` for a remote one.
+_DEPLOYMENT_ID = re.compile(r"^([0-9]{1,10}|remote-[0-9a-f]{8})-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Printable ASCII without the characters that delimit or rewrite URLs (backslash, @, #, space).
 _RAW_PATH_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%/]*$")
@@ -107,6 +108,8 @@ class UpstreamTarget:
     host: str
     port: int
     path: str
+    # A remote deployment's route prefix (``/spam`` on Ray's proxy), checked by discovery.
+    prefix: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
@@ -120,4 +123,14 @@ class UpstreamTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host
         kept = forwarded_query(query)
         suffix = f"?{kept}" if kept else ""
-        return f"http://{host}:{self.port}{self.path}{suffix}"
+        return f"http://{host}:{self.port}{self.prefix}{self.path}{suffix}"
+
+
+def remote_refusal(host: str, what: str) -> str:
+    """The message refusing to contact remote ``host`` for ``what``, naming the setting."""
+    return (
+        f"the Jupyter server does not contact remote host {host!r} ({what}): it is not in "
+        "c.JupyterServeProxy.allowed_remote_hosts. An administrator may add it to "
+        "jupyter_server_config.py, e.g. c.JupyterServeProxy.allowed_remote_hosts = "
+        f"[{host!r}]; or reach the deployment at its own URL."
+    )

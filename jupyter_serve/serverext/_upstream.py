@@ -100,7 +100,8 @@ def _answer_is_arriving(stream: IOStream) -> bool:
 
 
 class _AddressLiteralResolver(Resolver):
-    """Resolves the IP literals deployments are reached at, without DNS and without a thread.
+    """Resolves the IP literals deployments are reached at, without DNS and without a thread
+    (host names of allowed remote deployments go through the loop's own lookup).
 
     Tornado's default resolver hands every lookup, literals included, to a thread pool; on a
     busy machine that hand-off cost milliseconds of the Jupyter server's loop per request.
@@ -112,7 +113,14 @@ class _AddressLiteralResolver(Resolver):
     async def resolve(
         self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> list[tuple[int, Any]]:
-        address = ipaddress.ip_address(host)  # only literals: loopback_host() made them
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            # A remote host allowed by name (allowed_remote_hosts): the only lookup made.
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=family, type=socket.SOCK_STREAM
+            )
+            return [(info[0], info[4]) for info in infos]
         if address.version == 6:
             return [(socket.AF_INET6, (host, port, 0, 0))]
         return [(socket.AF_INET, (host, port))]
