@@ -137,4 +137,8 @@ def _forward_access_log(write_line: Any) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    # Served and drained: a prediction still running past the drain timeout (its request was
+    # answered 503) must not keep the process alive, as the interpreter's exit would.
+    os._exit(exit_code)
