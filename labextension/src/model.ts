@@ -35,6 +35,12 @@ export interface IDeployment {
   metrics: IDeploymentMetrics;
   /** The model's input columns, when the server knows them (not in the contract yet). */
   input_columns?: string[] | null;
+  /** Only for a remote deployment: its target (`ray+http://HOST:8265`). */
+  target?: string;
+  /** Replicas running and wanted, as the kernel that deployed it last saw them (at `seen_at`). */
+  replicas?: number | null;
+  target_replicas?: number | null;
+  seen_at?: number | null;
 }
 
 /** The deployments of one kernel, shown under one heading. */
@@ -49,6 +55,7 @@ export interface IDeploymentGroup {
 export type StatusKind = 'ok' | 'pending' | 'error' | 'stopped';
 
 const NO_KERNEL_KEY = '\u0000no-kernel';
+const REMOTE_KEY = '\u0000remote:';
 
 /**
  * Groups deployments by kernel, titled by the notebook that runs the kernel when the server
@@ -57,7 +64,10 @@ const NO_KERNEL_KEY = '\u0000no-kernel';
 export function groupDeployments(deployments: readonly IDeployment[]): IDeploymentGroup[] {
   const groups = new Map<string, IDeploymentGroup>();
   for (const deployment of deployments) {
-    const key = deployment.kernel_id ?? deployment.notebook_path ?? NO_KERNEL_KEY;
+    // A remote deployment outlives the kernel that made it: it is shown under its target.
+    const key = deployment.target
+      ? `${REMOTE_KEY}${deployment.target}`
+      : (deployment.kernel_id ?? deployment.notebook_path ?? NO_KERNEL_KEY);
     let group = groups.get(key);
     if (!group) {
       group = { key, ...describeKernel(deployment), deployments: [] };
@@ -73,6 +83,9 @@ export function groupDeployments(deployments: readonly IDeployment[]): IDeployme
 }
 
 function describeKernel(deployment: IDeployment): { title: string; detail: string | null } {
+  if (deployment.target) {
+    return { title: `Remote: ${targetAddress(deployment.target)}`, detail: deployment.target };
+  }
   const kernel = deployment.kernel_id ? `kernel ${deployment.kernel_id.slice(0, 8)}` : null;
   if (deployment.notebook_path) {
     return { title: baseName(deployment.notebook_path), detail: deployment.notebook_path };
@@ -163,4 +176,25 @@ export function formatModel(deployment: Pick<IDeployment, 'model_uri' | 'version
 
 function trimZero(fixed: string): string {
   return fixed.includes('.') ? fixed.replace(/\.?0+$/, '') : fixed;
+}
+
+/**
+ * The line a remote deployment shows under its name: where it runs and its replicas (running /
+ * wanted, as last seen), e.g. `Ray 10.0.0.5:8265 · 2/2 replicas`; null for one in a kernel.
+ */
+export function formatRemote(
+  deployment: Pick<IDeployment, 'target' | 'replicas' | 'target_replicas'>
+): string | null {
+  if (!deployment.target) {
+    return null;
+  }
+  const running = deployment.replicas ?? '?';
+  const wanted = deployment.target_replicas ?? '?';
+  const noun = wanted === 1 ? 'replica' : 'replicas';
+  const engine = deployment.target.startsWith('ray+') ? 'Ray ' : '';
+  return `${engine}${targetAddress(deployment.target)} · ${running}/${wanted} ${noun}`;
+}
+
+function targetAddress(target: string): string {
+  return target.replace(/^[a-z]+\+https?:\/\//, '').replace(/\/$/, '');
 }

@@ -25,6 +25,7 @@ import {
   formatCount,
   formatLatency,
   formatModel,
+  formatRemote,
   formatUptime,
   groupDeployments,
   IDeployment,
@@ -184,6 +185,11 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
       <div className="jp-ServeDeployments-model" title={deployment.model_uri}>
         {formatModel(deployment)}
       </div>
+      {deployment.target && (
+        <div className="jp-ServeDeployments-remote" title={deployment.target}>
+          {formatRemote(deployment)}
+        </div>
+      )}
       <dl className="jp-ServeDeployments-metrics">
         <Metric label="requests" value={formatCount(metrics.requests)} />
         <Metric label="errors" value={formatCount(metrics.errors)} />

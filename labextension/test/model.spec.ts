@@ -2,6 +2,7 @@ import {
   formatCount,
   formatLatency,
   formatModel,
+  formatRemote,
   formatUptime,
   groupDeployments,
   IDeployment,
@@ -107,5 +108,38 @@ describe('formatting', () => {
     expect(statusKind('failed')).toBe('error');
     expect(statusKind('stopped')).toBe('stopped');
     expect(statusKind('something new')).toBe('pending');
+  });
+});
+
+describe('remote deployments', () => {
+  const remote = deployment({
+    id: 'remote-0a1b2c3d-spam',
+    name: 'spam',
+    kernel_id: 'k-1',
+    url: 'http://10.0.0.5:8000/spam',
+    target: 'ray+http://10.0.0.5:8265',
+    replicas: 1,
+    target_replicas: 2
+  });
+
+  it('shows the target and replicas running/wanted', () => {
+    expect(formatRemote(remote)).toBe('Ray 10.0.0.5:8265 · 1/2 replicas');
+    expect(formatRemote({ ...remote, replicas: 1, target_replicas: 1 })).toBe(
+      'Ray 10.0.0.5:8265 · 1/1 replica'
+    );
+    expect(formatRemote({ ...remote, replicas: null, target_replicas: null })).toBe(
+      'Ray 10.0.0.5:8265 · ?/? replicas'
+    );
+  });
+
+  it('shows nothing remote for a deployment in a kernel', () => {
+    expect(formatRemote(deployment({}))).toBeNull();
+  });
+
+  it('groups remote deployments under their target, not the kernel that made them', () => {
+    const groups = groupDeployments([remote, deployment({ id: '100-clf', kernel_id: 'k-1' })]);
+    expect(groups.map(g => g.title)).toEqual(['Remote: 10.0.0.5:8265', 'spam.ipynb']);
+    expect(groups[0].detail).toBe('ray+http://10.0.0.5:8265');
+    expect(groups[0].deployments.map(d => d.id)).toEqual(['remote-0a1b2c3d-spam']);
   });
 });
