@@ -69,14 +69,27 @@ class InferenceLogWriter:
             for record in exchange.records()
             if self._sample >= 1.0 or self._random.random() < self._sample
         ]
-        if not lines:
-            return
-        data = "".join(lines).encode()
+        for chunk in self._chunks_fitting(lines):
+            self._file.write(chunk)
+            self._file.flush()
+
+    def _chunks_fitting(self, lines: list[str]) -> Iterator[bytes]:
+        """Whole lines, rotating before a line that would take the file past ``max_bytes``
+        (a line larger than that gets a file of its own)."""
+        chunk: list[bytes] = []
         size = self._file.tell()
-        if 0 < self._max_bytes < size + len(data) and size > 0:
-            self._rotate()
-        self._file.write(data)
-        self._file.flush()
+        for line in lines:
+            encoded = line.encode()
+            if 0 < self._max_bytes < size + len(encoded) and size > 0:
+                if chunk:
+                    yield b"".join(chunk)
+                    chunk = []
+                self._rotate()
+                size = 0
+            chunk.append(encoded)
+            size += len(encoded)
+        if chunk:
+            yield b"".join(chunk)
 
     def _scrubbed(self, record: dict[str, Any]) -> dict[str, Any]:
         record["time"] = datetime.fromtimestamp(record["time"], timezone.utc).isoformat()
