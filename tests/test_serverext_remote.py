@@ -168,7 +168,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
         json.dumps(
             {
                 "ServerApp": {"jpserver_extensions": dict.fromkeys(_UNNEEDED, False)},
-                "JupyterServeProxy": {"allowed_remote_hosts": [ALLOWED]},
+                "JupyterServeProxy": {"allowed_remote_hosts": [ALLOWED, "LocalHost"]},
             }
         )
     )
@@ -297,6 +297,21 @@ def test_the_proxy_forwards_to_an_allowed_remote_host_under_its_route_prefix(
     assert answer.json() == {"route": "/spam/ping?x=1"}
     (_, _, headers), *_ = [s for s in allowed.seen if s[1].startswith("/spam/")]
     assert "Authorization" not in headers
+
+
+def test_a_host_allowed_by_name_is_looked_up_and_forwarded_to(server: JupyterServer) -> None:
+    state, stand_in = _start_stand_in("127.0.0.1")
+    try:
+        record = _remote_record(state, host="localhost")
+        write_record(record, server.discovery_dir)
+
+        answer = server.api("GET", f"jupyter-serve/proxy/{record.id}/ping")
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"route": "/spam/ping"}
 
 
 def test_the_proxy_refuses_a_remote_host_not_allowed_naming_the_setting(
