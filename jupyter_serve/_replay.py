@@ -19,7 +19,7 @@ from jupyter_serve.server._exchanges import RECORD_FIELDS, per_row_predictions, 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ReplayResult", "captured_requests", "replay"]
+__all__ = ["ReplayResult", "captured_requests", "replay", "replay_deployment"]
 
 
 def captured_requests(server: Any) -> pd.DataFrame:
@@ -85,6 +85,18 @@ def replay(serving_model: Any, requests: pd.DataFrame, candidate: Any) -> Replay
         latency_ms_per_row={"serving": serving_ms, "candidate": candidate_ms},
         disagreements=disagreements.reset_index(drop=True),
     )
+
+
+def replay_deployment(name: str, candidate: Any) -> ReplayResult:
+    """`Deployment.replay` of the deployment ``name`` of this process (``%replay``)."""
+    from jupyter_serve._deployments import deployments
+
+    running = {deployment.name: deployment for deployment in deployments()}
+    if name not in running:
+        names = ", ".join(running) or "none"
+        raise DeploymentError(f"no deployment named {name!r} is running here (running: {names}).")
+    result: ReplayResult = running[name].replay(candidate)
+    return result
 
 
 def _per_row_ms(model: Any, inputs: pd.DataFrame) -> float:

@@ -86,3 +86,34 @@ def test_replay_against_the_same_model_agrees_everywhere(served: Any) -> None:
     deployment, spam, _ = served
     result = deployment.replay(spam)
     assert (result.rows, result.agreement, len(result.disagreements)) == (30, 1.0, 0)
+
+
+def test_the_replay_magic_in_a_kernel(tmp_path: Any) -> None:
+    from _support import Kernel
+
+    kernel = Kernel(tmp_path / "runtime", tmp_path / "registry")
+    try:
+        kernel.ok(
+            "%load_ext jupyter_serve\n"
+            "import numpy as np, requests, jupyter_serve\n"
+            "from jupyter_serve.datasets import make_spam_emails, train_spam_classifier\n"
+            "spam = train_spam_classifier()\n"
+            "class AllSpam:\n"
+            "    def predict(self, data): return np.array(['spam'] * len(data), dtype=object)\n"
+            "candidate = AllSpam()\n",
+            timeout=120,
+        )
+        kernel.ok("%serve spam --name spam --capture 100", timeout=120)
+        kernel.ok(
+            "url = jupyter_serve.deployments()[0].url\n"
+            "for text in make_spam_emails(20, seed=2)['text']:\n"
+            "    requests.post(url + '/invocations',\n"
+            "        json={'dataframe_split': {'columns': ['text'], 'data': [[text]]}})\n"
+            "hams = int((spam.predict(make_spam_emails(20, seed=2)[['text']]) == 'ham').sum())"
+        )
+        shown = kernel.ok("result = %replay spam candidate\nresult").text
+        assert "<ReplayResult 20 rows" in shown
+        count = kernel.ok("print(len(result.disagreements), hams)").stdout.split()
+        assert count[0] == count[1] and int(count[0]) > 0
+    finally:
+        kernel.shutdown()
