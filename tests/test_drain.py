@@ -318,3 +318,42 @@ def test_idle_keep_alive_connections_close_at_once_and_the_drain_timeout_answers
         idle.close()
         model.gate.set()
         server.stop()
+
+
+def test_a_pool_answers_503_past_the_drain_timeout_and_its_workers_exit_0(gates: Path) -> None:
+    import cloudpickle
+
+    from jupyter_serve.server import WorkerPool
+
+    sys.path.insert(0, str(gates))
+    try:
+        import gated_model
+
+        cloudpickle.register_pickle_by_value(gated_model)  # the workers cannot import it
+        try:
+            model = gated_model.FileGatedModel(str(gates))
+            path = save_model(model, gates / "model", serialization_format="cloudpickle")
+        finally:
+            cloudpickle.unregister_pickle_by_value(gated_model)
+    finally:
+        sys.path.remove(str(gates))
+        sys.modules.pop("gated_model", None)
+    pool = WorkerPool(
+        path, ServerOptions(port=0, workers=2, drain_timeout=1.0), model_uri="test:/gated"
+    )
+    pool.start()
+    try:
+        with ThreadPoolExecutor(1) as requests:
+            slow = requests.submit(exchange, pool.port, post(3.0))
+            wait_until(lambda: started(gates), timeout=60, message="the request in flight")
+            pool.stop()  # the gate stays shut: the prediction outlives the drain
+            (answer,) = slow.result(timeout=60)
+        assert answer.status == 503, answer
+        assert answer.headers["connection"] == "close"
+        assert "drain timeout" in answer.json()["message"]
+        # Drained, not killed: a stuck prediction does not hold a worker until SIGKILL.
+        workers = pool._snapshot_workers()[0]
+        assert [worker.process.returncode for worker in workers] == [0, 0]
+        assert refuses_connections(pool.port)
+    finally:
+        pool.stop()
