@@ -188,3 +188,9 @@ def test_a_python_model_serves_where_mlflow_is_installed_beside_jupyter_serve(
     url = server.wait_for_url(timeout=300)
     answer = requests.post(f"{url}/invocations", json={"inputs": {"x": [1.0, 41.0]}}, timeout=60)
     assert (answer.status_code, answer.json()) == (200, {"predictions": [2.0, 42.0]})
+    # Where MLflow is installed, /version answers its version, as `mlflow models serve` would.
+    version = requests.get(f"{url}/version", timeout=60)
+    installed = run_python(
+        mlserver_python, "from importlib.metadata import version; print(version('mlflow'))"
+    ).strip()
+    assert (version.status_code, version.text) == (200, installed)

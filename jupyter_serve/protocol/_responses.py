@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 
 from jupyter_serve._version import __version__
 
@@ -22,7 +24,6 @@ class ScoringResponse:
 
 
 _PING = ScoringResponse(200, b"\n", JSON_CONTENT_TYPE)
-_VERSION = ScoringResponse(200, __version__.encode("utf-8"), JSON_CONTENT_TYPE)
 _NOT_FOUND = ScoringResponse(404, b'{"detail":"Not Found"}', JSON_CONTENT_TYPE)
 
 
@@ -31,12 +32,21 @@ def ping_response() -> ScoringResponse:
     return _PING
 
 
+@cache
 def version_response() -> ScoringResponse:
-    """The answer to ``GET /version``: 200 with the jupyter-serve version as the body.
+    """The answer to ``GET /version``: 200 with the version of the MLflow installed beside us
+    (what ``mlflow models serve`` answers in this environment, and what MLflow's own clients
+    and tests expect), or jupyter-serve's version where MLflow is not installed."""
+    return ScoringResponse(200, served_version().encode("utf-8"), JSON_CONTENT_TYPE)
 
-    MLflow answers its own version here; we answer ours (a documented difference).
-    """
-    return _VERSION
+
+def served_version() -> str:
+    for distribution in ("mlflow", "mlflow-skinny"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return __version__
 
 
 def not_found_response() -> ScoringResponse:
