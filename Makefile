@@ -1,6 +1,7 @@
 # Two entry points do all the set-up on a fresh machine: `make demo` and `make test`.
 # Everything installs into .venv/ (the product) and .venv-mlflow/ (the reference MLflow the
 # differential and interoperability tests compare against; never imported by the product).
+# .venv-mlserver/ holds the product with its [mlserver] extra (MLServer pulls in MLflow).
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION := 3.17.2
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install demo demo-serve test lint typecheck pytest nbtest bench clean labextension jstest chromium
+.PHONY: install demo demo-serve test lint typecheck pytest nbtest bench bench-ray clean labextension jstest chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,25 @@ $(LABEXT_BUILT): $(wildcard $(LABEXT)/src/*) $(wildcard $(LABEXT)/style/*) $(LAB
 
 labextension: $(LABEXT_BUILT)
 
+# `models serve --enable-mlserver` for real (tests/test_mlserver.py): the product with its
+# [mlserver] extra, in a venv of its own since .venv must stay without MLflow. uv, not pip: it
+# builds this venv several times faster (CI budget). After the extension build, so the editable
+# install finds it built.
+MLSERVER_VENV := .venv-mlserver
+$(MLSERVER_VENV)/.installed: pyproject.toml | $(VENV)/.installed $(LABEXT_BUILT)
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PYTHON) $(MLSERVER_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(MLSERVER_VENV)/bin/python -e '.[mlserver]' 'mlflow==$(MLFLOW_VERSION)'
+	touch $@
+
+# A Ray Serve cluster for tests/test_ray_target.py: ray[serve] and nothing of ours (each
+# deployment ships our package, the model and its requirements to the cluster).
+RAY_VENV := .venv-ray
+RAY_VERSION := 2.60.0
+$(RAY_VENV)/.installed:
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install $(PIP_QUIET) 'ray[serve]==$(RAY_VERSION)'
+	touch $@
+
 jstest: $(LABEXT_BUILT)
 	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm test
 
@@ -63,8 +83,10 @@ jstest: $(LABEXT_BUILT)
 
 chromium: /usr/bin/chromium
 
-pytest: install $(MLFLOW_VENV)/.installed labextension chromium
-	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m pytest
+pytest: install $(MLFLOW_VENV)/.installed $(MLSERVER_VENV)/.installed $(RAY_VENV)/.installed labextension chromium
+	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python \
+		JUPYTER_SERVE_RAY_PYTHON=$(CURDIR)/$(RAY_VENV)/bin/python \
+		JUPYTER_SERVE_MLSERVER_PYTHON=$(CURDIR)/$(MLSERVER_VENV)/bin/python $(PY) -m pytest
 
 # The tutorials, run top to bottom and compared with their saved outputs (notebooks/sanitize.cfg
 # hides what differs between runs: ports, latencies, temporary paths, ids).
@@ -80,7 +102,7 @@ nbtest: install $(MLFLOW_VENV)/.installed /usr/bin/curl
 test: lint typecheck jstest pytest nbtest
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) build dist $(LABEXT)/node_modules $(LABEXT)/lib jupyter_serve/labextension
+	rm -rf $(VENV) $(MLFLOW_VENV) $(MLSERVER_VENV) $(RAY_VENV) build dist $(LABEXT)/node_modules $(LABEXT)/lib jupyter_serve/labextension
 
 # `make bench`: side-by-side load tests against `mlflow models serve` (benchmarks/run.py);
 # writes benchmarks/results/RESULTS.md and throughput.png. wrk comes from Debian (apt, once).
@@ -97,3 +119,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: $(VENV)/.bench-installed $(MLFLOW_VENV)/.installed /usr/bin/wrk
 	$(PY) -m compileall -q jupyter_serve
 	JUPYTER_SERVE_MLFLOW_PYTHON=$(CURDIR)/$(MLFLOW_VENV)/bin/python $(PY) -m benchmarks.run
+
+# Ours on Ray Serve against a plain Ray Serve app around mlflow.pyfunc, on a local cluster
+# (benchmarks/ray_bench.py; minutes: the plain app's replicas install MLflow first).
+bench-ray: $(VENV)/.bench-installed $(RAY_VENV)/.installed /usr/bin/wrk
+	$(PY) -m benchmarks.ray_bench --ray-python $(CURDIR)/$(RAY_VENV)/bin/python
