@@ -253,6 +253,7 @@ def test_dashboard_charts_live_traffic_and_lists_the_real_requests(
     detail = card.recent.detail.value
     last = answered.iloc[-1]
     assert html.escape(json.dumps(sent[-1])) in detail and last["request_id"] in detail
+    assert "wrong" not in detail  # the failed request's column is not this request's input
     assert html.escape(json.dumps(last["prediction"])) in detail
     curl = html.unescape(detail.split("<b>Send it again</b><pre style='")[1].split("'>", 1)[1])
     curl = curl.split("</pre>")[0]

@@ -54,7 +54,10 @@ def _short(value: Any, width: int) -> str:
 def row_record(row: Any, input_columns: list[str]) -> dict[str, Any]:
     """One captured row as plain values: ``input`` (column -> value) and the record fields."""
     record = {name: _plain(row[name]) for name in RECORD_COLUMNS if name in row}
-    record["input"] = {column: _plain(row[column]) for column in input_columns}
+    # The frame has one column per input column of ANY captured row, so a row lacks most of
+    # another request's columns: those read as missing here, and are not part of its input.
+    values = {column: _plain(row[column]) for column in input_columns}
+    record["input"] = {column: value for column, value in values.items() if value is not None}
     return record
 
 
