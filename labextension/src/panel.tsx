@@ -196,7 +196,7 @@ function DeploymentCard(props: { deployment: IDeployment; context: IPanelContext
         <Metric label="p99" value={formatLatency(metrics.latency_ms?.p99)} />
         <Metric label="up" value={formatUptime(deployment.started_at, Date.now())} />
       </dl>
-      <TrafficChart chart={prepareChart(context.traffic(deployment.id))} name={deployment.name} />
+      <TrafficChart chart={prepareChart(context.traffic(deployment.id), 260, 48)} name={deployment.name} />
       <div className="jp-ServeDeployments-actions">
         <IconButton icon={launchIcon} label="Open /ping" onClick={openPing} />
         <IconButton icon={copyIcon} label="Copy curl" onClick={copyCurl} />
@@ -239,7 +239,7 @@ const SERIES_CLASS: Record<string, string> = {
 function TrafficChart(props: { chart: IPreparedChart; name: string }): JSX.Element {
   const { chart, name } = props;
   const top = 18;
-  const gap = 16;
+  const gap = 22;
   const height = top + 2 * chart.panelHeight + gap + 26;
   const panels = [chart.rate, chart.latency];
   const series = panels.flatMap(panel => panel.series);
