@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import signal
 import sys
@@ -138,6 +139,7 @@ def _forward_access_log(write_line: Any) -> None:
 
 if __name__ == "__main__":
     exit_code = main()
+    logging.shutdown()  # the last access-log lines reach the pool
     sys.stdout.flush()
     # Served and drained: a prediction still running past the drain timeout (its request was
     # answered 503) must not keep the process alive, as the interpreter's exit would.
