@@ -21,6 +21,37 @@ ACCESS_LOGGER = logging.getLogger("jupyter_serve.access")
 # notebook configured would otherwise print every request into a cell.
 ACCESS_LOGGER.propagate = False
 LOG_FORMATS = ("text", "json")
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+class BatchedLineHandler(logging.Handler):
+    """A handler that also takes a tick's lines at once (`write_lines`: one write, not one
+    per request); the recorder uses that when every handler of the access logger can."""
+
+    def __init__(self, write: Any) -> None:
+        super().__init__()
+        self._write = write  # takes the text of one or more whole lines, each ending in \n
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write_lines([record.getMessage()])
+
+    def write_lines(self, lines: list[str]) -> None:
+        try:
+            self._write("".join(line + "\n" for line in lines))
+        except Exception:  # a closed stdout must not take the writer thread down
+            self.handleError(logging.makeLogRecord({"msg": lines[0] if lines else ""}))
+
+
+def write_access_lines(lines: list[str]) -> None:
+    """Log ``lines``, in one write per handler when the handlers allow it."""
+    handlers = ACCESS_LOGGER.handlers
+    if handlers and all(isinstance(h, BatchedLineHandler) for h in handlers):
+        for handler in handlers:
+            assert isinstance(handler, BatchedLineHandler)
+            handler.write_lines(lines)
+        return
+    for line in lines:
+        ACCESS_LOGGER.info(line)
 
 
 def access_line(exchange: Exchange, log_format: str) -> str:
@@ -40,10 +71,7 @@ def access_line(exchange: Exchange, log_format: str) -> str:
                 "model_version": exchange.model_version,
             }
         )
-    try:
-        phrase = HTTPStatus(exchange.status).phrase
-    except ValueError:
-        phrase = ""
+    phrase = _PHRASES.get(exchange.status, "")
     return (
         f'INFO:     {client} - "{exchange.method} {exchange.path} HTTP/1.1" '
         f"{exchange.status} {phrase} {latency_ms:.1f}ms request_id={exchange.request_id} "

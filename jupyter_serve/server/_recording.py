@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from jupyter_serve.server._access_log import ACCESS_LOGGER, access_line
+from jupyter_serve.server._access_log import ACCESS_LOGGER, access_line, write_access_lines
 from jupyter_serve.server._exchanges import Exchange
 from jupyter_serve.server._options import ServerOptions
 
@@ -122,10 +122,9 @@ class RequestRecorder:
             access = self._access
             if access is not None:
                 wanted = ACCESS_LOGGER.isEnabledFor(logging.INFO)
-                while access:
-                    exchange = access.popleft()
-                    if wanted:
-                        ACCESS_LOGGER.info(access_line(exchange, self._log_format))
+                batch = [access.popleft() for _ in range(len(access))]
+                if wanted and batch:
+                    write_access_lines([access_line(e, self._log_format) for e in batch])
                 self._access_wanted = wanted
             if self._inference_log is not None:
                 pending = self._to_log

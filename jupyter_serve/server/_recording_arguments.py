@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jupyter_serve.errors import DeploymentError
-from jupyter_serve.server._access_log import ACCESS_LOGGER, LOG_FORMATS
+from jupyter_serve.server._access_log import ACCESS_LOGGER, LOG_FORMATS, BatchedLineHandler
 from jupyter_serve.server._options import ServerOptions
 
 
@@ -136,7 +136,10 @@ def configure_access_log(enabled: bool) -> None:
     ACCESS_LOGGER.propagate = False
     if not enabled:
         return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    ACCESS_LOGGER.addHandler(handler)
+    ACCESS_LOGGER.addHandler(BatchedLineHandler(_write_stdout))
     ACCESS_LOGGER.setLevel(logging.INFO)
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

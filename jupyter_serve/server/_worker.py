@@ -126,13 +126,12 @@ def main() -> int:
 def _forward_access_log(write_line: Any) -> None:
     import logging
 
-    from jupyter_serve.server._access_log import ACCESS_LOGGER
+    from jupyter_serve.server._access_log import ACCESS_LOGGER, BatchedLineHandler
 
-    class _ToPool(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            write_line(ACCESS_PREFIX + record.getMessage())
+    def to_pool(text: str) -> None:  # whole lines: each becomes one line to the pool
+        write_line("\n".join(ACCESS_PREFIX + line for line in text.splitlines()))
 
-    ACCESS_LOGGER.addHandler(_ToPool())
+    ACCESS_LOGGER.addHandler(BatchedLineHandler(to_pool))
     ACCESS_LOGGER.setLevel(logging.INFO)
     ACCESS_LOGGER.propagate = False
 
