@@ -357,3 +357,24 @@ def test_a_pool_answers_503_past_the_drain_timeout_and_its_workers_exit_0(gates:
         assert refuses_connections(pool.port)
     finally:
         pool.stop()
+
+
+def test_sigterm_exits_0_while_a_prediction_outlives_the_drain(
+    gates: Path, model_dir: Path
+) -> None:
+    port = free_port()
+    # The drain timeout defaults to the request timeout: 1 s here; the gate stays shut.
+    command = ServeCommand(JUPYTER_SERVE, ["-m", str(model_dir), "-p", str(port), "-t", "1"], gates)
+    try:
+        command.wait_for_url()
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(exchange, port, post(9.0))
+            wait_until(lambda: started(gates), timeout=60, message="the request in flight")
+            command.process.send_signal(signal.SIGTERM)
+            (answer,) = slow.result(timeout=60)
+        assert answer.status in (503, 504), answer
+        assert answer.json()["error_code"] in ("TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED")
+        assert command.process.wait(timeout=60) == 0
+        assert not (gates / "release").exists()  # it did not wait for the prediction
+    finally:
+        command.stop(signal.SIGKILL)

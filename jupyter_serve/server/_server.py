@@ -17,6 +17,7 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import thread as futures_thread
 from typing import Any
 
 from tornado.netutil import bind_sockets
@@ -230,6 +231,7 @@ class ScoringServer:
             await self._drain(http_server)
             # A prediction past its timeout may still run; it finishes on its own thread.
             executor.shutdown(wait=False, cancel_futures=True)
+            release_at_exit(executor)
             state.recorder.close()  # the last access-log and inference-log lines are written
 
     async def _drain(self, http_server: ScoringHTTPServer) -> None:
@@ -242,6 +244,19 @@ class ScoringServer:
             await asyncio.wait_for(
                 http_server.close_all_connections(), _CLOSE_CONNECTIONS_TIMEOUT_SECONDS
             )
+
+
+def release_at_exit(executor: ThreadPoolExecutor) -> None:
+    """Let the interpreter exit without waiting for ``executor``'s threads: a prediction past
+    the drain timeout (its request answered already) would otherwise hold a stopped process
+    (or kernel) until it ends, since concurrent.futures joins every executor thread at exit.
+    Ours are daemon threads (started from the server's daemon thread), so nothing else does."""
+    joined_at_exit = getattr(futures_thread, "_threads_queues", None)
+    if joined_at_exit is None:
+        return
+    for thread in list(getattr(executor, "_threads", ())):
+        if thread.daemon:
+            joined_at_exit.pop(thread, None)
 
 
 def drain_timeout(options: ServerOptions) -> float:
