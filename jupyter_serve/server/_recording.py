@@ -21,6 +21,9 @@ from jupyter_serve.server._options import ServerOptions
 logger = logging.getLogger("jupyter_serve.server")
 
 _WRITER_TICK_SECONDS = 0.1
+# Exchanges waiting for the writer thread, at most: a stdout nobody reads (a full pipe) or a
+# slow disk then costs dropped lines (counted, logged once per tick), never unbounded memory.
+_MAX_PENDING = 100_000
 
 
 class CaptureBuffer:
@@ -72,6 +75,7 @@ class RequestRecorder:
             )
         self._to_log: deque[Exchange] = deque()
         self._access_wanted = self._access is not None and ACCESS_LOGGER.isEnabledFor(logging.INFO)
+        self._dropped = 0  # lines the writer could not keep up with (IO loop only adds)
         self._stopped = threading.Event()
         self._writer: threading.Thread | None = None
         if self._access is not None or self._inference_log is not None:
@@ -92,13 +96,20 @@ class RequestRecorder:
 
     def record(self, exchange: Exchange) -> None:
         """Keep one answered request for the logs and the capture. On the IO loop only."""
-        if self._access_wanted and self._access is not None:
-            self._access.append(exchange)
+        access = self._access
+        if self._access_wanted and access is not None:
+            if len(access) < _MAX_PENDING:
+                access.append(exchange)
+            else:
+                self._dropped += 1
         if exchange.scored:
             if self.capture is not None:
                 self.capture.add(exchange)
             if self._inference_log is not None:
-                self._to_log.append(exchange)
+                if len(self._to_log) < _MAX_PENDING:
+                    self._to_log.append(exchange)
+                else:
+                    self._dropped += 1
 
     def records(self) -> list[dict[str, Any]]:
         """The captured rows, oldest first (empty when capture is off). Thread-safe."""
@@ -118,6 +129,13 @@ class RequestRecorder:
             self._inference_log.close()
 
     def _write_pending(self) -> None:
+        dropped, self._dropped = self._dropped, 0  # a race loses a count, never a line
+        if dropped:
+            logger.warning(
+                "%d access-log or inference-log lines were dropped: their writer fell behind "
+                "(is stdout read, is the disk slow?)",
+                dropped,
+            )
         try:
             access = self._access
             if access is not None:
