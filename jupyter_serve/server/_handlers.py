@@ -295,7 +295,7 @@ def record_finish(
     """Count one answered request in the metrics, hand it to the recorder (access log,
     capture, inference log), and log it when asked to. On the IO loop."""
     latency = time.perf_counter() - started
-    state.metrics.request_finished(status, latency)
+    state.metrics.request_finished(status, latency, path)
     recorder = state.recorder
     if recorder.access_wanted or (scored and recorder.keeps_scored):
         recorder.record(
@@ -369,6 +369,12 @@ def _open_inference_routes(state: ServingState) -> list[Any]:
     return open_inference_routes(state)
 
 
+def _observability_routes(state: ServingState) -> list[Any]:
+    from jupyter_serve.server._observability_handlers import observability_routes
+
+    return observability_routes(state)
+
+
 def make_application(state: ServingState) -> Application:
     """The Tornado application of one deployment's routes but ``/invocations`` (see
     `_invocations.ScoringRoutes`): MLflow's others and the Open Inference Protocol's, plus the
@@ -378,6 +384,7 @@ def make_application(state: ServingState) -> Application:
         (r"/health", PingHandler, {"state": state}),
         (r"/version", VersionHandler, {"state": state}),
         *_open_inference_routes(state),
+        *_observability_routes(state),
     ]
     if state.options.secret is not None:
         routes.append((STOP_ROUTE, StopHandler, {"state": state}))

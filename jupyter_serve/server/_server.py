@@ -207,6 +207,7 @@ class ScoringServer:
                 overdue_after=options.timeout,
                 max_overdue=_SPARE_PREDICTION_THREADS,
                 on_queue_depth=self._metrics.set_queued,
+                on_predict=self._metrics.predict_started,
             ),
             executor=executor,
             on_remote_stop=self._on_remote_stop,
