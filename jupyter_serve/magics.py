@@ -16,6 +16,7 @@ from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
+from jupyter_serve import options as serving_options
 from jupyter_serve.errors import JupyterServeError
 
 __all__ = ["ServeMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -34,6 +35,14 @@ parse_argstring: Callable[[Callable[..., Any], str], Any] = _magic_arguments.par
 # Typed upstream in a way that rejects methods; this is how it behaves.
 line_magic = cast(Callable[[str], _Decorator], _magic.line_magic)
 display: Callable[..., None] = _display.display
+
+
+def _serving_arguments(function: _Function) -> _Function:
+    """``%serve``'s flags of every serving option (`jupyter_serve.options`), in table order."""
+    for option in reversed(list(serving_options.options_of("magic"))):
+        settings = serving_options.argument_settings(option, "magic")
+        function = argument(*option.flags, **settings)(function)
+    return function
 
 
 def _looks_like_variable(source: str) -> bool:
@@ -56,67 +65,13 @@ class ServeMagics(Magics):
         "Serving again under a running name swaps the model in place, on the same port.",
     )
     @argument(
-        "-p", "--port", type=int, default=None, help="Port to listen on (default: a free one)."
-    )
-    @argument(
-        "-h",
-        "--host",
-        default="127.0.0.1",
-        help="Address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network).",
-    )
-    @argument(
-        "-t",
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="Seconds one request may take before the client gets 504 (default 60).",
-    )
-    @argument(
-        "-w",
-        "--workers",
-        type=int,
-        default=1,
-        help="Worker processes sharing the port (default 1: a thread of this kernel).",
-    )
-    @argument(
-        "--env-manager",
-        default="local",
-        help="'local' (this kernel's environment, the default), or 'virtualenv', 'uv' or "
-        "'conda': worker processes in an environment built (once, then cached) from the "
-        "model's requirements.",
-    )
-    @argument(
-        "--install-mlflow",
-        action="store_true",
-        help="Install MLflow into the built environment (with --env-manager other than local).",
-    )
-    @argument(
         "--registry-uri",
         default=None,
         help="The MLflow registry resolving models:/ and runs:/ URIs (http(s)://... or a "
         "database URI); default: $MLFLOW_REGISTRY_URI, else $MLFLOW_TRACKING_URI, else the "
         "embedded registry.",
     )
-    @argument(
-        "--max-batch-size",
-        type=int,
-        default=64,
-        help="Merge at most this many queued requests into one predict call (default 64; 1 "
-        "never merges).",
-    )
-    @argument(
-        "--max-batch-wait",
-        type=float,
-        default=0.0,
-        help="Milliseconds a request may wait for others to share its predict call (default "
-        "0: no added latency).",
-    )
-    @argument(
-        "--require-secret",
-        action="store_true",
-        help="Require the X-Jupyter-Serve-Secret header on every route, so only the Jupyter "
-        "proxy (or who knows the secret) can call the port directly.",
-    )
+    @_serving_arguments
     @argument(
         "--target",
         default=None,
@@ -152,6 +107,8 @@ class ServeMagics(Magics):
             display(self._serve_remote(args, target, user_ns))
             return
         try:
+            options = serving_options.from_arguments(args, "magic")
+            serving_options.check(options, "magic")
             source: ModelSource
             # --registry-uri applies to the URI resolved here, in this thread only.
             with registry_uri_scope(args.registry_uri):
@@ -169,19 +126,7 @@ class ServeMagics(Magics):
                     )
                 else:
                     source = load_uri(args.source, args.env_manager)
-            deployment, swapped = serve_source(
-                source,
-                name=args.name,
-                port=args.port,
-                host=args.host,
-                timeout=args.timeout,
-                workers=args.workers,
-                env_manager=args.env_manager,
-                require_secret=args.require_secret,
-                install_mlflow=args.install_mlflow,
-                max_batch_size=args.max_batch_size,
-                max_batch_wait=args.max_batch_wait / 1000,
-            )
+            deployment, swapped = serve_source(source, name=args.name, **options)
         except JupyterServeError as error:
             raise UsageError(str(error)) from None
         display(ServeSummary(deployment, swapped=swapped, picked_port=not args.port))
@@ -235,6 +180,23 @@ class ServeMagics(Magics):
                 raise UsageError(str(error)) from None
             return
         display(Dashboard())
+
+    @magic_arguments()
+    @argument("name", help="The deployment whose captured requests are replayed.")
+    @argument("candidate", help="A model URI (models:/spam/Staging) or a variable holding a model.")
+    @line_magic("replay")
+    def replay(self, line: str) -> Any:
+        """Run a deployment's captured requests through a candidate model, in this kernel's
+        thread: rows, agreement, latency per row and the rows answered differently."""
+        from jupyter_serve._replay import replay_deployment
+
+        args = parse_argstring(self.replay, line)
+        user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        candidate = user_ns.get(args.candidate, args.candidate)
+        try:
+            return replay_deployment(args.name, candidate)
+        except JupyterServeError as error:
+            raise UsageError(str(error)) from None
 
     @magic_arguments()
     @argument("name", nargs="?", help="The deployment to stop.")

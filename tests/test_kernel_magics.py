@@ -264,7 +264,7 @@ def test_serve_help_documents_every_option(kernel: Kernel) -> None:
     result = kernel.ok("%serve?")
 
     help_text = json.dumps(result.payload)
-    assert "%serve [--name NAME] [-p PORT] [-h HOST]" in help_text
+    assert "%serve [--name NAME] [--registry-uri REGISTRY_URI] [-p PORT] [-h HOST]" in help_text
     for option in ("--name", "--port", "--host", "--timeout", "--workers", "--env-manager"):
         assert option in help_text
     assert "--require-secret" in help_text
@@ -281,8 +281,10 @@ BAD_INPUT = [
     ("%serve clf --bogus", "--bogus"),
     ("%serve clf --env-manager conda", "conda"),
     ("%serve clf --name 'not valid'", "not valid"),
-    ("%serve clf --max-batch-size 0", "max_batch_size 0"),
-    ("%serve clf --max-batch-wait -1", "max_batch_wait"),
+    ("%serve clf --max-batch-size 0", "Invalid --max-batch-size: expected a whole number"),
+    ("%serve clf --max-batch-wait -1", "Invalid --max-batch-wait"),
+    ("%serve clf --capture -1", "Invalid --capture"),
+    ("%serve clf --log-format xml", "xml"),
     ("%unserve nosuch", "No deployment named 'nosuch'"),
     ("%unserve", "needs one deployment name or --all"),
     ("%deployments extra", "takes no arguments"),

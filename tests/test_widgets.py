@@ -144,8 +144,12 @@ def test_stop_and_restart_buttons_act_on_the_real_deployment(
     assert "Restarted" in card.feedback.value
     assert card.deployment.status == "running" and card.deployment.port == deployment.port
     # Served again the way it was started.
-    settings = card.deployment.settings
-    assert (settings.timeout, settings.max_batch_size, settings.max_batch_wait) == (7, 8, 0.002)
+    options = card.deployment.options
+    assert (options["timeout"], options["max_batch_size"], options["max_batch_wait"]) == (
+        7,
+        8,
+        0.002,
+    )
     TryItPanel(card.deployment).send_button.click()
 
 

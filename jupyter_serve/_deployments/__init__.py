@@ -15,7 +15,7 @@ from jupyter_serve._deployments._api import (
 from jupyter_serve._deployments._deployment import FAILED, RUNNING, STARTING, STOPPED, Deployment
 from jupyter_serve._deployments._sample_request import curl_command, sample_invocation_body
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri, wrap_object
-from jupyter_serve._deployments._table import DeploymentTable, check_options
+from jupyter_serve._deployments._table import DeploymentTable
 
 __all__ = [
     "FAILED",
@@ -26,7 +26,6 @@ __all__ = [
     "DeploymentTable",
     "ModelSource",
     "add_change_listener",
-    "check_options",
     "curl_command",
     "deployments",
     "load_source",

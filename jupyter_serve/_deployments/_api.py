@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from jupyter_serve._deployments._deployment import Deployment, ServeSettings
+from jupyter_serve import options as serving_options
+from jupyter_serve._deployments._deployment import Deployment
 from jupyter_serve._deployments._sources import ModelSource, load_source, load_uri
-from jupyter_serve._deployments._table import DeploymentTable, check_batching, check_options
+from jupyter_serve._deployments._table import DeploymentTable, check_name
 from jupyter_serve.errors import DeploymentError
-from jupyter_serve.server._recording_arguments import recording_options
 
 if TYPE_CHECKING:
     from jupyter_serve.targets.ray._deployment import RemoteDeployment
@@ -49,49 +49,27 @@ def serve(
     source: Any,
     *,
     name: str | None = None,
-    port: int | None = None,
-    host: str = "127.0.0.1",
-    timeout: float = 60.0,
-    workers: int = 1,
-    env_manager: str = "local",
-    require_secret: bool = False,
-    install_mlflow: bool = False,
-    max_batch_size: int = 64,
-    max_batch_wait: float = 0.0,
     target: str | None = None,
     replicas: int = 1,
     autoscale: tuple[int, int] | None = None,
-    access_log: bool = True,
-    log_format: str = "text",
-    capture: int = 1000,
-    log_predictions: str | os.PathLike[str] | None = None,
-    log_sample: float = 1.0,
-    log_exclude: tuple[str, ...] = (),
+    **options: Any,
 ) -> Deployment:
     """Serve ``source`` over HTTP, wire-compatible with ``mlflow models serve``.
 
     ``source`` is a model URI (``models:/spam/Production``, ``models:/spam@champion``, a model
     directory, ...) or a live model object (anything with ``predict``). Returns once the server
-    answers ``/ping``. ``port=None`` picks a free port (see ``Deployment.url``). The name
-    defaults to the registered model's name or, for an object, its class name.
+    answers ``/ping``. The name defaults to the registered model's name or, for an object, its
+    class name.
 
     Serving under a name already running swaps the model in place: same port, requests in
     flight finish on the old model, none fails.
 
-    ``env_manager`` ``"virtualenv"``, ``"uv"`` or ``"conda"`` serves a model directory from
-    worker processes (``workers`` of them, even 1) in an environment built from its
-    ``python_env.yaml``/``requirements.txt`` (plus MLflow with ``install_mlflow``), cached
-    and reused by later starts; the build shows its progress and blocks until done.
-
-    Requests queued together are merged into one predict call of at most ``max_batch_size``
-    requests (1: never merged); ``max_batch_wait`` seconds lets a request wait for others to
-    join it (default 0: no added latency).
-
-    Every request is recorded once: an access-log line to the logger
-    ``jupyter_serve.access`` (``access_log``, ``log_format`` "text" or "json"; it has no
-    handler of ours in a kernel), the last ``capture`` scored rows for
-    ``Deployment.requests`` (0: none), and with ``log_predictions`` a JSON-lines file of the
-    scored rows (a ``log_sample`` share, without the ``log_exclude`` input columns).
+    ``options`` are the serving options of ``jupyter_serve.options``, the same as
+    ``%serve``'s and ``jupyter-serve models serve``'s flags, in seconds where the flags take
+    milliseconds (listed below). ``env_manager`` ``"virtualenv"``, ``"uv"`` or ``"conda"``
+    serves a model directory from worker processes (``workers`` of them, even 1) in an
+    environment built from its ``python_env.yaml``/``requirements.txt``, cached and reused by
+    later starts; the build shows its progress and blocks until done.
 
     ``target`` (default ``$JUPYTER_SERVE_TARGET``) ``"ray+http://HOST:8265"`` deploys a model
     URI to that Ray cluster instead, with ``replicas`` replicas or ``autoscale=(MIN, MAX)``,
@@ -99,9 +77,13 @@ def serve(
     ``stop``; serving again under its name is a rolling update.
 
     Raises a ``JupyterServeError`` (``ModelNotFoundError``, ``InvalidModelError``,
-    ``DeploymentError``, ...) with a message for the user; nothing is left started then.
-    Thread-safe.
+    ``DeploymentError``, ...) with a message for the user, and ``TypeError`` for a keyword
+    that is no option; nothing is left started then. Thread-safe.
+
+    The options:
     """
+    serving_options.unknown_keywords(options)
+    values = {**serving_options.defaults(), **options}
     from jupyter_serve.targets import default_target, is_remote
 
     chosen_target = target if target is not None else default_target()
@@ -113,75 +95,38 @@ def serve(
             source,
             target=chosen_target,
             name=name,
-            timeout=timeout,
+            timeout=values["timeout"],
             replicas=replicas,
             autoscale=autoscale,
-            max_batch_size=max_batch_size,
-            max_batch_wait=max_batch_wait,
+            max_batch_size=values["max_batch_size"],
+            max_batch_wait=values["max_batch_wait"],
         )
+    env_manager = values["env_manager"]
     if env_manager != "local":
         from jupyter_serve.environments import require_env_manager
 
         require_env_manager(env_manager)  # a missing uv/conda fails before the model loads
         if isinstance(source, (str, os.PathLike)):
             source = load_uri(os.fspath(source), env_manager)
-    return serve_source(
-        load_source(source) if not isinstance(source, ModelSource) else source,
-        name=name,
-        port=port,
-        host=host,
-        timeout=timeout,
-        workers=workers,
-        env_manager=env_manager,
-        require_secret=require_secret,
-        install_mlflow=install_mlflow,
-        max_batch_size=max_batch_size,
-        max_batch_wait=max_batch_wait,
-        recording=recording_options(
-            access_log, log_format, capture, log_predictions, log_sample, log_exclude
-        ),
-    )[0]
+    loaded = load_source(source) if not isinstance(source, ModelSource) else source
+    return serve_source(loaded, name=name, **values)[0]
+
+
+serve.__doc__ = (serve.__doc__ or "") + serving_options.api_reference() + "\n"
 
 
 def serve_source(
-    source: ModelSource,
-    *,
-    name: str | None = None,
-    port: int | None = None,
-    host: str = "127.0.0.1",
-    timeout: float = 60.0,
-    workers: int = 1,
-    env_manager: str = "local",
-    require_secret: bool = False,
-    install_mlflow: bool = False,
-    max_batch_size: int = 64,
-    max_batch_wait: float = 0.0,
-    recording: dict[str, Any] | None = None,
+    source: ModelSource, *, name: str | None = None, **options: Any
 ) -> tuple[Deployment, bool]:
     """:func:`serve` for an already loaded source; also says whether it swapped a model."""
+    serving_options.unknown_keywords(options)
+    values = {**serving_options.defaults(), **options}
     chosen_name = name or source.default_name
-    check_options(chosen_name, port, timeout, workers, env_manager)
-    check_batching(max_batch_size, max_batch_wait, timeout)
-    python = _environment_python(source, env_manager, install_mlflow)
+    check_name(chosen_name)
+    serving_options.check(values)
+    python = _environment_python(source, values["env_manager"], values["install_mlflow"])
     _install_exit_hook()
-    deployment, swapped = _TABLE.serve(
-        source,
-        name=chosen_name,
-        port=port,
-        host=host,
-        timeout=timeout,
-        workers=workers,
-        require_secret=require_secret,
-        python=python,
-        max_batch_size=max_batch_size,
-        max_batch_wait=max_batch_wait,
-        recording=recording,
-    )
-    if not swapped:
-        deployment.settings = ServeSettings(
-            timeout, workers, env_manager, install_mlflow, max_batch_size, max_batch_wait
-        )
-    return deployment, swapped
+    return _TABLE.serve(source, name=chosen_name, options=values, python=python)
 
 
 def _environment_python(source: ModelSource, env_manager: str, install_mlflow: bool) -> str | None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jupyter_serve.discovery import DeploymentRecord, remove_record, write_record
@@ -17,19 +16,6 @@ if TYPE_CHECKING:
     from jupyter_serve.models import LoadedModel
 
 STARTING, RUNNING, STOPPED, FAILED = "starting", "running", "stopped", "failed"
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """The ``serve()`` options a deployment was started with, beyond its name, host and port:
-    what serving it again the same way (a restart) needs."""
-
-    timeout: float = 60.0
-    workers: int = 1
-    env_manager: str = "local"
-    install_mlflow: bool = False
-    max_batch_size: int = 64
-    max_batch_wait: float = 0.0
 
 
 class Deployment:
@@ -47,7 +33,7 @@ class Deployment:
         server: RunningServer,
         *,
         secret: str,
-        require_secret: bool,
+        options: Mapping[str, Any],
         kernel_id: str | None,
         proxy_url: str | None,
         on_stop: Callable[[Deployment], None],
@@ -61,8 +47,10 @@ class Deployment:
         self.proxy_url = proxy_url
         self.kernel_id = kernel_id
         self.secret = secret
-        self.require_secret = require_secret
-        self.settings = ServeSettings()
+        self.require_secret: bool = options["require_secret"]
+        # Every serving option it was started with (`jupyter_serve.options`): a restart
+        # serves it again the same way.
+        self.options: dict[str, Any] = dict(options)
         self._status = RUNNING
         self.started_at = time.time()
         self.pid = os.getpid()

@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jupyter_serve._deployments._deployment import Deployment
@@ -26,50 +26,20 @@ from jupyter_serve._deployments._servers import start_server
 from jupyter_serve._deployments._serving_runtime import ServingRuntime
 from jupyter_serve.discovery import deployment_id, is_valid_deployment_name, read_records
 from jupyter_serve.errors import DeploymentError
+from jupyter_serve.options import server_fields
 
 if TYPE_CHECKING:
     from jupyter_serve._deployments._sources import ModelSource
 
-SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 METRICS_REFRESH_SECONDS = 1.0
 
 
-def check_options(
-    name: str, port: int | None, timeout: float, workers: int, env_manager: str
-) -> None:
-    """Raise ``DeploymentError`` naming the first option that cannot work."""
+def check_name(name: str) -> None:
+    """Raise ``DeploymentError`` unless ``name`` can name a deployment."""
     if not is_valid_deployment_name(name):
         raise DeploymentError(
             f"Invalid deployment name {name!r}: expected 1-64 letters, digits, '_', '.' or '-' "
             "starting with a letter or digit. Pass another name (--name)."
-        )
-    if port is not None and not 0 <= port <= 65535:
-        raise DeploymentError(
-            f"Invalid port {port}: expected 1-65535 (or none to pick a free port)."
-        )
-    if not timeout > 0:
-        raise DeploymentError(f"Invalid timeout {timeout}: expected a positive number of seconds.")
-    if workers < 1:
-        raise DeploymentError(f"Invalid number of workers {workers}: expected 1 or more.")
-    if env_manager not in SUPPORTED_ENV_MANAGERS:
-        raise DeploymentError(
-            f"Unsupported env manager {env_manager!r}: expected 'local' (this kernel's "
-            "environment), or 'virtualenv', 'uv' or 'conda' (worker processes in an environment "
-            "built from the model's requirements)."
-        )
-
-
-def check_batching(max_batch_size: int, max_batch_wait: float, timeout: float) -> None:
-    """Raise ``DeploymentError`` when the batching options cannot work."""
-    if max_batch_size < 1:
-        raise DeploymentError(
-            f"Invalid max_batch_size {max_batch_size}: expected 1 or more (1 never merges "
-            "requests)."
-        )
-    if not 0 <= max_batch_wait <= timeout:
-        raise DeploymentError(
-            f"Invalid max_batch_wait {max_batch_wait:g} s: expected 0 (no wait) up to the "
-            f"timeout ({timeout:g} s); %serve's --max-batch-wait is in milliseconds."
         )
 
 
@@ -112,22 +82,17 @@ class DeploymentTable:
         source: ModelSource,
         *,
         name: str,
-        port: int | None,
-        host: str,
-        timeout: float,
-        workers: int,
-        require_secret: bool,
+        options: Mapping[str, Any],
         python: str | None = None,
-        max_batch_size: int = 64,
-        max_batch_wait: float = 0.0,
-        recording: dict[str, Any] | None = None,
     ) -> tuple[Deployment, bool]:
         """Start ``source`` as deployment ``name``, or swap it into the running one.
 
         Returns the deployment and whether it was swapped. On any error nothing is left
         started: no thread, no socket, no discovery file. ``python`` (an isolated environment's
-        interpreter) runs the model in worker processes of that interpreter.
+        interpreter) runs the model in worker processes of that interpreter. ``options``
+        holds every serving option (`jupyter_serve.options`), checked.
         """
+        port = options["port"]
         with self._lock:
             existing = self._by_name.get(name)
             if existing is not None:
@@ -139,19 +104,7 @@ class DeploymentTable:
                     )
                 existing.swap(source)
                 return existing, True
-            deployment = self._start(
-                source,
-                name,
-                port,
-                host,
-                timeout,
-                workers,
-                require_secret,
-                python,
-                max_batch_size=max_batch_size,
-                max_batch_wait=max_batch_wait,
-                recording=recording,
-            )
+            deployment = self._start(source, name, options, python)
             self._by_name[name] = deployment
             deployment.publish()
             self._ensure_writer()
@@ -163,42 +116,23 @@ class DeploymentTable:
         self,
         source: ModelSource,
         name: str,
-        port: int | None,
-        host: str,
-        timeout: float,
-        workers: int,
-        require_secret: bool,
-        python: str | None = None,
-        *,
-        max_batch_size: int = 64,
-        max_batch_wait: float = 0.0,
-        recording: dict[str, Any] | None = None,
+        options: Mapping[str, Any],
+        python: str | None,
     ) -> Deployment:
         from jupyter_serve.server import ServerOptions
 
         secret = secrets.token_urlsafe(32)
-        options = ServerOptions(
-            host=host,
-            port=0 if port is None else port,
-            timeout=timeout,
-            workers=workers,
-            secret=secret,
-            require_secret=require_secret,
-            model_name=name,
-            max_batch_size=max_batch_size,
-            max_batch_wait=max_batch_wait,
-            **(recording or {}),
-        )
+        server_options = ServerOptions(**server_fields(options), secret=secret, model_name=name)
         holder: list[Deployment] = []
         server = start_server(
-            source, options, on_remote_stop=lambda: self._stop_soon(holder), python=python
+            source, server_options, on_remote_stop=lambda: self._stop_soon(holder), python=python
         )
         deployment = Deployment(
             name,
             source,
             server,
             secret=secret,
-            require_secret=require_secret,
+            options=options,
             kernel_id=current_kernel_id(),
             proxy_url=proxy_url(deployment_id(os.getpid(), name), jupyter_server_url()),
             on_stop=self._stop_deployment,

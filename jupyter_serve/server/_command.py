@@ -21,23 +21,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jupyter_serve import options as serving_options
 from jupyter_serve.errors import DeploymentError, JupyterServeError
 from jupyter_serve.server._options import ServerOptions
-from jupyter_serve.server._recording_arguments import (
-    add_recording_arguments,
-    check_recording_arguments,
-    configure_access_log,
-    recording_arguments,
-)
+from jupyter_serve.server._recording_arguments import configure_access_log
 
-_SUPPORTED_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
-# What only our scoring server reads: MLServer is configured with MLSERVER_* variables instead.
-_SCORING_SERVER_ONLY = {
-    "--timeout": "timeout",
-    "--log-requests": "log_requests",
-    "--max-batch-size": "max_batch_size",
-    "--max-batch-wait": "max_batch_wait",
-}
+# Server options MLServer takes from us; it is configured with MLSERVER_* variables otherwise.
+_PASSED_TO_MLSERVER = ("host", "port", "workers")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,75 +51,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "database URI); default: $MLFLOW_REGISTRY_URI, else $MLFLOW_TRACKING_URI, else the "
         "embedded registry",
     )
-    parser.add_argument(
-        "-p",
-        "--port",
-        type=int,
-        default=os.environ.get("MLFLOW_PORT", 5000),
-        help="the port to listen on (default: 5000, or $MLFLOW_PORT)",
-    )
-    parser.add_argument(
-        "-h",
-        "--host",
-        default=os.environ.get("MLFLOW_HOST", "127.0.0.1"),
-        metavar="HOST",
-        help="the network interface to bind (default: 127.0.0.1, or $MLFLOW_HOST)",
-    )
-    parser.add_argument(
-        "-t",
-        "--timeout",
-        type=float,
-        default=os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", 60),
-        help="seconds to answer a request before a 504 (default: 60, or "
-        "$MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT)",
-    )
-    parser.add_argument(
-        "-w",
-        "--workers",
-        type=int,
-        default=os.environ.get("MLFLOW_MODELS_WORKERS") or 1,
-        help="worker processes sharing the port (default: 1, or $MLFLOW_MODELS_WORKERS)",
-    )
-    parser.add_argument(
-        "--env-manager",
-        default=None,
-        metavar="{local,virtualenv,uv,conda}",
-        help="where the model runs: 'local' (the current environment, our default), or an "
-        "environment built from the model's python_env.yaml/requirements.txt and cached "
-        "(virtualenv, uv, conda)",
-    )
+    serving_options.add_arguments(parser, "cli")
     parser.add_argument("--no-conda", action="store_true", help="use the local environment")
-    parser.add_argument(
-        "--install-mlflow",
-        action="store_true",
-        help="install MLflow (the model's mlflow_version) into the built environment (no effect "
-        "without --env-manager virtualenv|uv|conda)",
-    )
     parser.add_argument(
         "--enable-mlserver",
         action="store_true",
         help="serve with the real MLServer and its MLflow runtime (V2 inference protocol; needs "
         "jupyter-serve[mlserver]); configure MLServer with MLSERVER_* environment variables",
-    )
-    parser.add_argument(
-        "--log-requests", action="store_true", help="log every request (costs throughput)"
-    )
-    add_recording_arguments(parser)
-    parser.add_argument(
-        "--max-batch-size",
-        type=int,
-        default=ServerOptions.max_batch_size,
-        metavar="N",
-        help="merge at most N queued requests into one predict call; 1 turns merging off "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-batch-wait",
-        type=float,
-        default=ServerOptions.max_batch_wait * 1000,
-        metavar="MS",
-        help="let a request wait up to MS milliseconds for others to share its predict call "
-        "(default: 0, no added latency)",
     )
 
 
@@ -198,11 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check_options(args: argparse.Namespace) -> list[str]:
     """Raise `DeploymentError` for an option that cannot work; return a note for each option
     given that has no effect (MLflow accepts and ignores those)."""
+    serving_options.check(serving_options.from_arguments(args, "cli"), "cli")
     env_manager = args.env_manager
-    if env_manager is not None and env_manager not in _SUPPORTED_ENV_MANAGERS:
-        raise DeploymentError(
-            f"unknown --env-manager {env_manager!r}; expected one of local, virtualenv, uv, conda."
-        )
     notes: list[str] = []
     isolated = env_manager not in (None, "local")
     if args.install_mlflow and not isolated:
@@ -223,33 +148,17 @@ def _check_options(args: argparse.Namespace) -> list[str]:
                 "for it. Give a free port number."
             )
         notes += _ignored_by_mlserver(args)
-    check_recording_arguments(args)
-    if args.workers < 1:
-        raise DeploymentError(f"--workers must be at least 1, got {args.workers}.")
-    if args.timeout <= 0:
-        raise DeploymentError(
-            f"--timeout must be a positive number of seconds, got {args.timeout}."
-        )
-    if not 0 <= args.port <= 65535:
-        raise DeploymentError(f"--port must be between 0 and 65535, got {args.port}.")
-    if args.max_batch_size < 1:
-        raise DeploymentError(
-            f"--max-batch-size must be at least 1 (1 turns merging off), got {args.max_batch_size}."
-        )
-    if not 0 <= args.max_batch_wait <= args.timeout * 1000:
-        raise DeploymentError(
-            "--max-batch-wait must be between 0 and the timeout, in milliseconds, got "
-            f"{args.max_batch_wait}."
-        )
     return notes
 
 
 def _ignored_by_mlserver(args: argparse.Namespace) -> list[str]:
     defaults = build_serve_parser().parse_args(["--model-uri", args.model_uri])
     ignored = [
-        flag
-        for flag, name in _SCORING_SERVER_ONLY.items()
-        if getattr(args, name) != getattr(defaults, name)
+        option.flags[-1]
+        for option in serving_options.options_of("cli")
+        if option.server
+        and option.name not in _PASSED_TO_MLSERVER
+        and getattr(args, option.name) != getattr(defaults, option.name)
     ]
     if not ignored:
         return []
@@ -304,14 +213,8 @@ def _start_server(args: argparse.Namespace) -> Any:
     resolved = resolve_model_uri(args.model_uri, registry_uri=args.registry_uri)
     version = None if resolved.version is None else str(resolved.version)
     options = ServerOptions(
-        host=args.host,
-        port=args.port,
-        timeout=args.timeout,
-        workers=args.workers,
+        **serving_options.server_fields(serving_options.from_arguments(args, "cli")),
         log_requests=args.log_requests,
-        max_batch_size=args.max_batch_size,
-        max_batch_wait=args.max_batch_wait / 1000,
-        **recording_arguments(args),
     )
     if args.workers > 1 or isolated:
         from jupyter_serve.server._workers import WorkerPool

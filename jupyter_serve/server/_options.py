@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jupyter_serve.options import server_default
+
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
@@ -11,26 +13,27 @@ DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 class ServerOptions:
     """Everything a `ScoringServer` needs besides its model.
 
-    The defaults are MLflow's (`mlflow models serve`): 127.0.0.1:5000, 60 s per request, one
-    worker, and the 100 MB body limit of MLflow's serving container.
+    The defaults of the options users set come from `jupyter_serve.options` (``models
+    serve``'s, which are MLflow's: 127.0.0.1:5000, 60 s per request, one worker); the others
+    are the scoring server's own, such as the 100 MB body limit of MLflow's serving container.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 5000  # 0 picks a free port; the server's `port` then says which
-    timeout: float = 60.0  # seconds per request; past it the client gets 504
-    workers: int = 1
+    host: str = server_default("host")
+    port: int = server_default("port")  # 0 picks a free port; the server's `port` then says which
+    timeout: float = server_default("timeout")  # seconds per request; past it the client gets 504
+    workers: int = server_default("workers")
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger bodies get 413, unread
-    log_requests: bool = False
+    log_requests: bool = server_default("log_requests")
     # Guards POST /-/jupyter-serve/stop (header X-Jupyter-Serve-Secret), and with
     # `require_secret` every route, so that other local users cannot bypass Jupyter's auth.
     secret: str | None = None
-    require_secret: bool = False
+    require_secret: bool = server_default("require_secret")
     # Requests queued together are merged into one predict call of at most this many
     # requests (when provably the same answer); 1 turns merging off.
-    max_batch_size: int = 64
+    max_batch_size: int = server_default("max_batch_size")
     # Seconds a request may wait for others to join its batch (unless the batch fills first);
     # 0 flushes on the next loop tick, adding no latency.
-    max_batch_wait: float = 0.0
+    max_batch_wait: float = server_default("max_batch_wait")
     # Predictions (merged or not) computed at the same time; more queue up and merge.
     prediction_threads: int = 2
     # Share the port with other processes (SO_REUSEPORT): how worker processes listen.
@@ -50,20 +53,20 @@ class ServerOptions:
     max_body_bytes_in_flight: int | None = None
     # Seconds a stopping server lets the requests it already read finish before it answers
     # them 503 and closes (None: the request timeout).
-    drain_timeout: float | None = None
+    drain_timeout: float | None = server_default("drain_timeout")
     # One access-log line per request to the logger jupyter_serve.access (the CLI prints it
     # on stdout, as uvicorn does), "text" (uvicorn's line) or "json" (one object per line).
-    access_log: bool = True
-    log_format: str = "text"
+    access_log: bool = server_default("access_log")
+    log_format: str = server_default("log_format")
     # The most recent scored rows kept in memory for `Deployment.requests`; 0 keeps none.
-    capture: int = 1000
+    capture: int = server_default("capture")
     # Append the scored rows as JSON lines to this file (a share of them: log_sample), without
     # the input columns of log_exclude, rotated past log_max_bytes, keeping log_backups files.
-    log_predictions: str | None = None
-    log_sample: float = 1.0
-    log_exclude: tuple[str, ...] = ()
-    log_max_bytes: int = 100 * 1024 * 1024
-    log_backups: int = 5
+    log_predictions: str | None = server_default("log_predictions")
+    log_sample: float = server_default("log_sample")
+    log_exclude: tuple[str, ...] = server_default("log_exclude")
+    log_max_bytes: int = server_default("log_max_bytes")
+    log_backups: int = server_default("log_backups")
 
     @property
     def body_budget_bytes(self) -> int:

@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jupyter_serve import options as serving_options
 from jupyter_serve.errors import DeploymentError
 from jupyter_serve.targets import TARGET_VARIABLE, default_target
 
 _DEFAULT_WAIT = 900.0
+# The serving options each replica's scoring server takes from the command line.
+_SERVING_OPTIONS_OF_REPLICAS = ("timeout", "max_batch_size", "max_batch_wait")
 
 
 def add_target_commands(commands: Any) -> None:
@@ -41,11 +44,10 @@ def add_target_commands(commands: Any) -> None:
         metavar="CPUS",
         help="CPUs Ray reserves for each replica (default: 1)",
     )
-    deploy.add_argument("--max-batch-size", type=int, default=64, metavar="N")
-    deploy.add_argument("--max-batch-wait", type=float, default=0.0, metavar="MS")
-    deploy.add_argument(
-        "-t", "--timeout", type=float, default=60.0, help="seconds per request (default: 60)"
-    )
+    for name in _SERVING_OPTIONS_OF_REPLICAS:
+        option = serving_options.BY_NAME[name]
+        # The magic's defaults: MLflow's environment variables are the shell's serve command's.
+        deploy.add_argument(*option.flags, **serving_options.argument_settings(option, "magic"))
     deploy.add_argument(
         "--wait",
         type=float,
@@ -126,15 +128,12 @@ def run_deploy(args: argparse.Namespace) -> int:
         replica_cpus=args.replica_cpus,
     )
     ray.check_scaling(scaling)
-    if args.max_batch_size < 1 or not 0 <= args.max_batch_wait <= args.timeout * 1000:
-        raise DeploymentError(
-            "--max-batch-size must be 1 or more and --max-batch-wait between 0 and the "
-            f"timeout in milliseconds; got {args.max_batch_size} and {args.max_batch_wait}."
-        )
-    if args.timeout <= 0:
-        raise DeploymentError(
-            f"--timeout must be a positive number of seconds, got {args.timeout}."
-        )
+    served = {
+        name: value
+        for name, value in serving_options.from_arguments(args, "magic").items()
+        if name in _SERVING_OPTIONS_OF_REPLICAS
+    }
+    serving_options.check(served, "magic")
     resolved = resolve_model_uri(args.model_uri, registry_uri=args.registry_uri)
     model_dir = Path(resolved.path)
     name = args.name or name_from(resolved.name or model_dir.name)
@@ -142,9 +141,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         name=name,
         model_uri=resolved.uri or args.model_uri,
         version=None if resolved.version is None else str(resolved.version),
-        timeout=args.timeout,
-        max_batch_size=args.max_batch_size,
-        max_batch_wait=args.max_batch_wait / 1000,
+        **served,
     )
     if args.export is not None:
         ray.export(args.export, model_dir, serving, scaling, target=target)

@@ -12,7 +12,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -217,14 +216,7 @@ class DeploymentCard(widgets.VBox):  # type: ignore[misc]
             if d.status == "running":
                 d.stop()
             source: Any = d.model if d.model_uri.startswith(IN_MEMORY_PREFIX) else d.model_uri
-            fresh = jupyter_serve.serve(
-                source,
-                name=d.name,
-                port=d.port,
-                host=d.host,
-                require_secret=d.require_secret,
-                **asdict(d.settings),
-            )
+            fresh = jupyter_serve.serve(source, name=d.name, **{**d.options, "port": d.port})
             self._replace(fresh)
             return f"Restarted at {fresh.url}."
 
