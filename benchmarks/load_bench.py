@@ -17,7 +17,15 @@ from typing import Any
 
 from benchmarks.agreement import collect_predictions, count_mismatches
 from benchmarks.outcome import MeasurementUnavailable
-from benchmarks.results import ECHO, FLOOR, MLFLOW, OURS, OURS_WORKERS, ServerResult
+from benchmarks.results import (
+    ECHO,
+    FLOOR,
+    MLFLOW,
+    OURS,
+    OURS_QUIET,
+    OURS_WORKERS,
+    ServerResult,
+)
 from benchmarks.servers import (
     RunningServer,
     free_port,
@@ -40,11 +48,24 @@ def server_commands(mlflow_python: Path, model_dir: Path, port: int) -> dict[str
             *("models", "serve", "-m", str(model_dir), "--env-manager", "local"),
             *("-p", str(port), "-h", "127.0.0.1", "-w", "1"),
         ],
+        # Default options: access log on stdout (the harness sends it to a file, as
+        # `> serve.log` would) and the last 1,000 rows captured.
         OURS: ours_base,
+        OURS_QUIET: [*ours_base, "--no-access-log", "--capture", "0"],
         OURS_WORKERS: [*ours_base, "-w", "2"],
         ECHO: [sys.executable, "-m", "benchmarks.echo_server", str(port)],
         FLOOR: [sys.executable, "-m", "benchmarks.floor_server", str(port)],
     }
+
+
+def round_order(
+    live: dict[str, RunningServer], round_number: int
+) -> list[tuple[str, RunningServer]]:
+    """The servers in the order round ``round_number`` (from 1) drives them: reversed every
+    other round, so that no server always follows the same one (a server that just took 64
+    connections may still be answering its backlog while the next one is measured)."""
+    order = list(live.items())
+    return order if round_number % 2 else order[::-1]
 
 
 class LoadBenchmark:
@@ -110,7 +131,7 @@ class LoadBenchmark:
         }
         for round_number in range(1, self._repeats + 1):
             for connections in CONNECTIONS:
-                for key, server in live.items():
+                for key, server in round_order(live, round_number):
                     cpu_before = process_tree_cpu_seconds(server.pid)
                     try:
                         run = run_wrk(

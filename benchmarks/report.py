@@ -1,4 +1,4 @@
-"""RESULTS.md: every target of issue 5, ours vs MLflow, met or not; then the raw figures."""
+"""RESULTS.md: every target (issues 5, 16, 18), met or not, ours vs MLflow; then the raw figures."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import statistics
 from dataclasses import dataclass
 
 from benchmarks.kernel_bench import KernelResults, LatencySample
+from benchmarks.recording_cost import COST_LIMIT_PERCENT, recording_cost, recording_cost_lines
 from benchmarks.results import (
     ECHO,
     FLOOR,
     MLFLOW,
     OURS,
+    OURS_QUIET,
     OURS_WORKERS,
     SERVER_LABELS,
     BenchResults,
@@ -50,6 +52,8 @@ def _format(value: float | None, unit: str) -> str:
         return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
     if unit == "MB":
         return f"{value:+.1f} MB"
+    if unit == "%":
+        return f"{value:.1f} %"
     return f"{value:g} {unit}"
 
 
@@ -89,7 +93,7 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def target_rows(results: BenchResults) -> list[TargetRow]:
-    """The targets of issue 5, each judged against this run's own figures."""
+    """The targets of issues 5, 16 and 18, each judged against this run's own figures."""
     many = max(results.connections)
     ours_rps = _rps(_load(results, OURS, many))
     echo_rps = _rps(_load(results, ECHO, many))
@@ -182,7 +186,27 @@ def target_rows(results: BenchResults) -> list[TargetRow]:
             _at_most(added_mb, 15.0),
             "MB",
         ),
+        _recording_cost_row(results, many),
     ]
+
+
+def _recording_cost_row(results: BenchResults, connections: int) -> TargetRow:
+    cost = recording_cost(results, connections)
+    figures = (
+        f": {cost.on_rps:,.0f} req/s by default, {cost.off_rps:,.0f} with "
+        f"`--no-access-log --capture 0`, ratio {cost.ratio:.3f}"
+        if cost
+        else " (default vs `--no-access-log --capture 0`)"
+    )
+    cost_percent = cost.cost_percent if cost else None
+    return TargetRow(
+        f"Access log + capture cost at {connections} connections{figures}",
+        cost_percent,
+        None,
+        f"≤ {COST_LIMIT_PERCENT:g} %",
+        _at_most(cost_percent, COST_LIMIT_PERCENT),
+        "%",
+    )
 
 
 def _verdict(mismatches: int | None, note: str | None, emails: int) -> str:
@@ -197,7 +221,7 @@ def _verdict(mismatches: int | None, note: str | None, emails: int) -> str:
 
 def _agreement_lines(results: BenchResults) -> list[str]:
     lines = []
-    for key in (OURS, OURS_WORKERS):
+    for key in (OURS, OURS_QUIET, OURS_WORKERS):
         server = results.servers.get(key)
         verdict = _verdict(
             server.mismatches if server else None,
@@ -320,7 +344,7 @@ def render_markdown(results: BenchResults) -> str:
         "figures are medians of those runs, and the spread (half of max - min, relative to the "
         "median) shows the machine's noise.",
         "",
-        "## Targets (issue 5)",
+        "## Targets (issues 5, 16 and 18)",
         "",
         "| measurement | jupyter-serve | MLflow | ratio | target | |",
         "|---|---:|---:|---:|---|---|",
@@ -331,6 +355,7 @@ def render_markdown(results: BenchResults) -> str:
             f"{_format(row.mlflow, row.unit) if row.mlflow is not None else '-'} | "
             f"{_ratio(row.ours, row.mlflow)} | {row.target} | {_met(row.met)} |"
         )
+    lines += ["", "## Access log and capture", "", *recording_cost_lines(results)]
     lines += ["", "## Predictions", "", *_agreement_lines(results)]
     lines += ["", "## Load (wrk, loopback)", "", *_load_table(results), "", CPU_NOTE]
     lines += [

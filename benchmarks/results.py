@@ -10,12 +10,15 @@ from benchmarks.wrk import RepeatedRuns
 MLFLOW = "mlflow"
 OURS = "ours"
 OURS_WORKERS = "ours_w2"
+# The default server with the per-request recording off: what the access log and capture cost.
+OURS_QUIET = "ours_quiet"
 ECHO = "echo"
 FLOOR = "floor"
 
 SERVER_LABELS = {
     MLFLOW: "mlflow models serve (1 worker)",
     OURS: "jupyter-serve (1 process)",
+    OURS_QUIET: "jupyter-serve --no-access-log --capture 0",
     OURS_WORKERS: "jupyter-serve -w 2",
     ECHO: "bare Tornado JSON echo",
     FLOOR: "jupyter-serve, model that does no work",

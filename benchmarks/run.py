@@ -23,7 +23,15 @@ from benchmarks.load_bench import CONNECTIONS, LoadBenchmark
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.plot import plot_throughput
 from benchmarks.report import render_markdown, server_summary
-from benchmarks.results import ECHO, FLOOR, MLFLOW, OURS, OURS_WORKERS, BenchResults
+from benchmarks.results import (
+    ECHO,
+    FLOOR,
+    MLFLOW,
+    OURS,
+    OURS_QUIET,
+    OURS_WORKERS,
+    BenchResults,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MLFLOW_PYTHON = REPO_ROOT / ".venv-mlflow" / "bin" / "python"
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=Path(os.environ.get("JUPYTER_SERVE_MLFLOW_PYTHON", DEFAULT_MLFLOW_PYTHON)),
     )
-    server_keys = (MLFLOW, OURS, OURS_WORKERS, ECHO, FLOOR)
+    server_keys = (MLFLOW, OURS, OURS_QUIET, OURS_WORKERS, ECHO, FLOOR)
     parser.add_argument("--only", nargs="*", choices=(*server_keys, "kernel"))
     args = parser.parse_args(argv)
     selected = set(args.only or (*server_keys, "kernel"))

@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks.corpus import generate_corpus
 from benchmarks.kernel_bench import KernelResults, LatencySample
+from benchmarks.load_bench import round_order, server_commands
+from benchmarks.recording_cost import recording_cost
 from benchmarks.report import NOT_AVAILABLE, render_markdown, target_rows
-from benchmarks.results import ECHO, MLFLOW, OURS, BenchResults, ServerResult
-from benchmarks.servers import process_tree_cpu_seconds
+from benchmarks.results import ECHO, MLFLOW, OURS, OURS_QUIET, BenchResults, ServerResult
+from benchmarks.servers import RunningServer, process_tree_cpu_seconds
 from benchmarks.stats import percentile
 from benchmarks.wrk import RepeatedRuns, WrkRun, parse_wrk_output
 
@@ -140,6 +143,64 @@ def test_report_shows_missing_pieces_as_not_available_with_their_reason() -> Non
     assert f"| {NOT_AVAILABLE} |" in text  # -w 2 throughput was not measured
     assert "unrecognized arguments: --workers 2" in text
     assert "identical to MLflow's on all 200 emails" in text
+
+
+def _rounds(connections: int, *rps: float) -> RepeatedRuns:
+    return RepeatedRuns(connections, tuple(WrkRun(int(r * 5), 5.0, 0, 10, 20, 30) for r in rps))
+
+
+def _with_recording_off(results: BenchResults, on: RepeatedRuns, off: RepeatedRuns) -> None:
+    results.servers[OURS].load[64] = on
+    results.servers[OURS_QUIET] = ServerResult(
+        OURS_QUIET, load={1: _runs(1, 900, 2.0), 64: off}, cpu_ms_per_request={64: [0.2, 0.1]}
+    )
+
+
+def test_recording_cost_compares_each_rounds_two_runs_not_the_medians() -> None:
+    results = _results(2500, 2.0)
+    # Rounds' ratios 0.96, 0.975 and 1.0: median 0.975; the medians alone (1,000 vs 1,000)
+    # would hide the cost.
+    _with_recording_off(results, _rounds(64, 960, 1950, 1000), _rounds(64, 1000, 2000, 1000))
+    cost = recording_cost(results, 64)
+    assert cost is not None
+    assert cost.round_ratios == pytest.approx((0.96, 0.975, 1.0))
+    assert cost.cost_percent == pytest.approx(2.5)
+    assert (cost.on_rps, cost.off_rps, cost.off_cpu_ms) == (1000, 1000, pytest.approx(0.15))
+    row = target_rows(results)[-1]
+    assert row.measurement.startswith("Access log + capture cost at 64 connections")
+    assert (row.ours, row.met) == (pytest.approx(2.5), True)
+    text = render_markdown(results)
+    assert "| 64 | 1,000 | 1,000 | 0.975 (0.960-1.000) | 2.5 % | - / 0.15 ms |" in text
+
+
+def test_recording_cost_over_five_percent_is_not_met() -> None:
+    results = _results(2500, 2.0)
+    _with_recording_off(results, _rounds(64, 900, 880, 910), _rounds(64, 1000, 1000, 1000))
+    row = target_rows(results)[-1]
+    assert (row.ours, row.met) == (pytest.approx(10.0), False)
+    assert "900 req/s by default, 1,000 with `--no-access-log --capture 0`" in row.measurement
+
+
+def test_recording_cost_without_the_recording_off_server_is_not_available() -> None:
+    results = _results(2500, 2.0)
+    assert recording_cost(results, 64) is None
+    row = target_rows(results)[-1]
+    assert (row.ours, row.met) == (None, None)
+    assert "| 64 | not available |" in render_markdown(results)
+
+
+def test_recording_off_variant_is_the_default_command_with_both_switched_off(
+    tmp_path: Path,
+) -> None:
+    commands = server_commands(tmp_path / "python", tmp_path / "model", 5000)
+    assert commands[OURS_QUIET] == [*commands[OURS], "--no-access-log", "--capture", "0"]
+
+
+def test_every_other_round_drives_the_servers_in_reverse_order() -> None:
+    live = {key: RunningServer(key, 1, 0.1, 1) for key in ("a", "b", "c")}
+    assert [key for key, _ in round_order(live, 1)] == ["a", "b", "c"]
+    assert [key for key, _ in round_order(live, 2)] == ["c", "b", "a"]
+    assert [key for key, _ in round_order(live, 3)] == ["a", "b", "c"]
 
 
 CPU_BURNER = """
