@@ -366,6 +366,42 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+# A steady trickle of real requests from a thread of the notebook's kernel, so the cell returns
+# at once and the kernel keeps publishing its figures while the traffic runs.
+TRAFFIC_CELL = """
+import json as _json, threading as _threading, time as _time, urllib.request as _request
+import jupyter_serve as _serve
+from jupyter_serve.datasets import SAMPLE_HAM_EMAIL as _HAM, SAMPLE_SPAM_EMAIL as _SPAM
+
+def _send_traffic(url, seconds):
+    end = _time.monotonic() + seconds
+    while _time.monotonic() < end:
+        for email in (_SPAM, _HAM, _SPAM):
+            body = {"dataframe_split": {"columns": ["text"], "data": [[email]]}}
+            _request.urlopen(_request.Request(
+                url + "/invocations", _json.dumps(body).encode(),
+                {"Content-Type": "application/json"}), timeout=30).read()
+        _time.sleep(0.1)
+
+_threading.Thread(
+    target=_send_traffic, args=(_serve.deployments()[0].url, SECONDS), daemon=True
+).start()
+"""
+# Lines drawn in the sidebar chart, with a requests/s point above the zero line (the panel's
+# own coordinates: y grows downwards from 0 to the panel height, 48).
+CHART_DRAWN = """card => {
+    const line = name => card.querySelector(`polyline[data-series="${name}"]`);
+    const rate = line("requests/s"), p50 = line("p50"), p99 = line("p99");
+    if (!rate || !p50 || !p99) return false;
+    const ys = rate.getAttribute("points").split(" ").map(pair => Number(pair.split(",")[1]));
+    return ys.length >= 2 && ys.some(y => y < 48);
+}"""
+
+
+def send_traffic(kernel: NotebookKernel, seconds: float) -> None:
+    kernel.run(TRAFFIC_CELL.replace("SECONDS", str(seconds)))
+
+
 def send_try_it(page: Any, card: Any) -> tuple[str, str]:
     """Press Send in ``card``'s try-it box; return the status line and the body it shows."""
     card.get_by_role("button", name="Send").click()
@@ -455,6 +491,18 @@ def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None
         assert f"{lab.url}jupyter-serve/proxy/{listed['id']}/invocations" in copied
         assert run_copied_curl(copied) == {"predictions": ["ham"]}
 
+        # The traffic chart: requests/s and p50/p99 drawn from the figures the sidebar polls.
+        send_traffic(kernel, 8)
+        page.wait_for_function(CHART_DRAWN, arg=card.element_handle(), timeout=60_000)
+        chart = card.locator(".jp-ServeDeployments-chart")
+        assert chart.get_by_role("img").get_attribute("aria-label") == (
+            "requests per second and p50/p99 latency over the last minutes"
+        )
+        legend = chart.locator(".jp-ServeDeployments-legend").inner_text()
+        assert "requests/s" in legend and "p50" in legend and "p99" in legend
+        assert "now" in chart.inner_text() and "ms" in legend
+        screenshot(page, "02b-chart-light")
+
         set_theme(lab, "JupyterLab Dark")
         page.reload()
         page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
@@ -463,6 +511,10 @@ def test_sidebar_lists_tries_and_stops_a_deployment(lab: Lab, page: Any) -> None
         # reload: the command (unlike a click on the tab, which toggles) always shows it.
         open_panel_from_palette(page)
         panel.locator(CARD).wait_for()
+        send_traffic(kernel, 8)
+        page.wait_for_function(
+            CHART_DRAWN, arg=panel.locator(CARD).element_handle(), timeout=60_000
+        )
         screenshot(page, "03-deployment-dark")
 
         panel.locator(CARD).get_by_role("button", name="Stop").click()
@@ -513,6 +565,129 @@ def test_cookie_only_session_tries_and_stops_through_xsrf(password_lab: Lab, pag
         assert lab.deployments() == []
     finally:
         kernel.close()
+
+
+def run_palette_command(page: Any, label: str, done: Callable[[], bool]) -> None:
+    palette = page.locator(".lm-CommandPalette-input")
+
+    def ran() -> bool:
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.fill(label, timeout=2000)
+            page.keyboard.press("Enter")
+        except playwright_sync.TimeoutError:
+            page.keyboard.press("Escape")
+            return False
+        return done()
+
+    wait_for(ran, f"the palette command {label!r}")
+
+
+DASHBOARD_NOTEBOOK_CELLS = [
+    "%load_ext jupyter_serve\n"
+    "import jupyter_serve\n"
+    "from jupyter_serve.datasets import train_spam_classifier\n"
+    "spam = jupyter_serve.serve(train_spam_classifier(), name='spam')",
+    TRAFFIC_CELL.replace("SECONDS", "12"),
+    "import urllib.error\n"
+    "try:\n"
+    "    urllib.request.urlopen(urllib.request.Request(spam.url + '/invocations',\n"
+    '        b\'{"dataframe_split": {"columns": ["subject"], "data": [["hi"]]}}\',\n'
+    "        {'Content-Type': 'application/json'}))\n"
+    "except urllib.error.HTTPError as error:\n"
+    "    print('answered', error.code)",
+    "jupyter_serve.dashboard()",
+]
+
+
+def test_dashboard_draws_traffic_mix_and_requests_in_lab(lab: Lab, page: Any) -> None:
+    """The dashboard widget in a real JupyterLab (only ipywidgets' own front end, none of
+    ours): the traffic chart, the prediction mix and the last requests, in both themes."""
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "source": code, "metadata": {}, "outputs": [],
+             "execution_count": None}
+            for code in DASHBOARD_NOTEBOOK_CELLS
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    chart = page.locator(".jupyter-serve-traffic-chart")
+    # The widget's HTML is replaced on every refresh: wait on the output area that holds it.
+    dashboard = page.locator(".jp-OutputArea-output").filter(has=chart)
+
+    def kernel_connected() -> bool:
+        # Lab may ask which kernel to use although the notebook names one: before any cell runs.
+        choose = page.locator(".jp-Dialog").get_by_role("button", name="Select")
+        if choose.count() > 0:
+            choose.click()
+        status: str = page.evaluate("document.body.textContent")  # the status bar's text
+        return "| Idle" in status
+
+    def cells_started() -> bool:
+        prompt = page.locator(".jp-Notebook .jp-InputPrompt").first
+        try:
+            page.wait_for_function(
+                "el => /[0-9*]/.test(el.textContent)", arg=prompt.element_handle(), timeout=5000
+            )
+        except playwright_sync.TimeoutError:
+            return False
+        return True
+
+    for attempt in range(3):
+        # The session and its kernel exist before the page opens the notebook, as when a
+        # user comes back to a running notebook.
+        for session in lab.api("GET", "api/sessions").json():
+            lab.api("DELETE", f"api/sessions/{session['id']}")
+        NotebookKernel(lab, "dashboard.ipynb").close()
+        created = lab.api(
+            "PUT", "api/contents/dashboard.ipynb", json={"type": "notebook", "content": notebook}
+        )
+        assert created.status_code in (200, 201), created.text
+        page.goto(f"{lab.url}lab/tree/dashboard.ipynb?token={TOKEN}")
+        page.locator("#jupyterlab-splash").wait_for(state="detached")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        try:
+            wait_for(kernel_connected, "the notebook's kernel to connect", timeout=60)
+            run_palette_command(page, "Run All Cells", cells_started)
+            wait_for(lambda: dashboard.count() > 0, "the dashboard under the last cell", 90)
+            break
+        except pytest.fail.Exception:
+            # jupyter_server#1265: on a busy machine the kernel's websocket may be refused
+            # (500, "no attribute 'kernel_ws_protocol'"); Lab then drops the kernel and the
+            # queued cells. A fresh session is the same test again; three failures fail it.
+            if attempt == 2:
+                raise
+    page.wait_for_function(
+        CHART_DRAWN.replace("< 48", "< 76"),  # the widget's rate panel ends at y = 76
+        arg=dashboard.element_handle(),
+        timeout=120_000,
+    )
+    try:
+        page.locator(".jupyter-serve-prediction-mix g[data-label='errors']").wait_for()
+        mix = page.locator(".jupyter-serve-prediction-mix")
+        assert mix.locator("g[data-label='spam']").count() == 1
+        assert mix.locator("g[data-label='ham']").count() == 1
+        table = page.locator(".jupyter-serve-recent-requests select")
+        page.wait_for_function("select => select.options.length === 20", arg=table.element_handle())
+        table.select_option(index=1)
+        detail = page.locator(".jupyter-serve-request-detail")
+        detail.wait_for()
+        assert "curl -X POST" in detail.inner_text()
+        assert SAMPLE_SPAM_EMAIL in detail.inner_text() or SAMPLE_HAM_EMAIL in detail.inner_text()
+        dashboard.screenshot(path=str(ARTIFACTS / "05-dashboard-light.png"))
+
+        run_palette_command(
+            page,
+            "JupyterLab Dark",
+            lambda: page.locator("body[data-jp-theme-light='false']").count() == 1,
+        )
+        dashboard.screenshot(path=str(ARTIFACTS / "06-dashboard-dark.png"))
+    finally:
+        for session in lab.api("GET", "api/sessions").json():
+            lab.api("DELETE", f"api/sessions/{session['id']}")
 
 
 def test_the_installed_lab_lists_the_prebuilt_extension() -> None:
