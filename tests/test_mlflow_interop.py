@@ -603,7 +603,10 @@ def test_python_model_without_mlflow_names_what_is_missing(
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingDependencyError) as caught:
         load_model(interop.work / "theirs" / "python_model")
-    assert "`mlflow`" in str(caught.value) and "mlflow.pyfunc.model" in str(caught.value)
+    message = str(caught.value)
+    assert "mlflow.pyfunc.model" in message and "MLflow is not installed" in message
+    assert "pip install 'jupyter-serve[mlflow]'" in message
+    assert "--env-manager uv --install-mlflow" in message
 
 
 def test_signature_zoo_round_trips_like_mlflow(interop: Interop) -> None:
