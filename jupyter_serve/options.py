@@ -355,11 +355,11 @@ def _format(value: Any) -> str:
 
 def from_arguments(arguments: argparse.Namespace, front: Front) -> dict[str, Any]:
     """The ``serve()`` keywords ``front``'s parsed ``arguments`` stand for, in the API's
-    units, with every option ``front`` does not spell at its default."""
+    units, with every option that ``arguments`` do not hold at its default."""
     values = defaults()
     for option in options_of(front):
-        if not option.api:
-            continue
+        if not option.api or not hasattr(arguments, option.name):
+            continue  # a command may spell only some of the options (deploy: three)
         value = getattr(arguments, option.name)
         if option.scale != 1 and _is_number(value):
             value = value / option.scale

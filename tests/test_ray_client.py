@@ -92,6 +92,11 @@ def _closed_port() -> int:
         (["deploy", "m", "--target", "ray+http://h:1", "--autoscale", "3"], "is not MIN:MAX"),
         (["deploy", "m", "--target", "ray+http://h:1", "--autoscale", "3:1"], "is not a range"),
         (["deploy", "m", "--target", "ray+http://h:1", "--replicas", "0"], "--replicas must be"),
+        (["deploy", "m", "--target", "ray+http://h:1", "--max-batch-size", "0"], "batch-size"),
+        (
+            ["deploy", "m", "--target", "ray+http://h:1", "-t", "1", "--max-batch-wait", "2e3"],
+            "is in milliseconds",
+        ),
         (["deployments"], "no target"),
     ],
 )
