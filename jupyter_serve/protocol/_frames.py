@@ -105,7 +105,7 @@ def _column_array(values: tuple[Any, ...], kind: str) -> Any:
     return list(values)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class PlainColumns:
     """A plain ``dataframe_split`` or ``dataframe_records`` body, kept as columns: every
     column a string, double or long column of the schema (or, without a schema, of the kind

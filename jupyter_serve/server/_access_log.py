@@ -36,8 +36,10 @@ class BatchedLineHandler(logging.Handler):
         self.write_lines([record.getMessage()])
 
     def write_lines(self, lines: list[str]) -> None:
+        if not lines:
+            return
         try:
-            self._write("".join(line + "\n" for line in lines))
+            self._write("\n".join(lines) + "\n")
         except Exception:  # a closed stdout must not take the writer thread down
             self.handleError(logging.makeLogRecord({"msg": lines[0] if lines else ""}))
 
@@ -54,34 +56,40 @@ def write_access_lines(lines: list[str]) -> None:
         ACCESS_LOGGER.info(line)
 
 
+# uvicorn's access line, with the latency, the request id and the model version added.
+_TEXT_LINE = 'INFO:     %s - "%s %s HTTP/1.1" %d %s %.1fms request_id=%s model_version=%s'
+
+
 def access_line(exchange: Exchange, log_format: str) -> str:
     """The access-log line of one exchange, ``text`` (uvicorn's) or ``json``."""
-    client = client_address(exchange.connection)
-    latency_ms = round(exchange.latency * 1000, 3)
     if log_format == "json":
         return json.dumps(
             {
                 "time": datetime.fromtimestamp(exchange.time, timezone.utc).isoformat(),
-                "client": client,
+                "client": _client_text(exchange.client),
                 "method": exchange.method,
                 "path": exchange.path,
                 "status": exchange.status,
-                "latency_ms": latency_ms,
+                "latency_ms": round(exchange.latency * 1000, 3),
                 "request_id": exchange.request_id,
                 "model_version": exchange.model_version,
             }
         )
-    phrase = _PHRASES.get(exchange.status, "")
-    return (
-        f'INFO:     {client} - "{exchange.method} {exchange.path} HTTP/1.1" '
-        f"{exchange.status} {phrase} {latency_ms:.1f}ms request_id={exchange.request_id} "
-        f"model_version={exchange.model_version or '-'}"
+    status = exchange.status
+    return _TEXT_LINE % (
+        _client_text(exchange.client),
+        exchange.method,
+        exchange.path,
+        status,
+        _PHRASES.get(status, ""),
+        exchange.latency * 1000,
+        exchange.request_id,
+        exchange.model_version or "-",
     )
 
 
-def client_address(connection: Any) -> str:
-    """``host:port`` of the connection's client, or ``-`` when unknown."""
-    address = getattr(getattr(connection, "context", None), "address", None)
+def _client_text(address: Any) -> str:
+    """``host:port`` of a client's address, or ``-`` when unknown (a Unix socket)."""
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return "-"

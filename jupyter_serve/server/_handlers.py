@@ -306,10 +306,10 @@ def record_finish(
                 path,
                 status,
                 latency,
-                connection,
+                getattr(getattr(connection, "context", None), "address", None),
                 state.current.version,
                 data,
-                response,
+                None if response is None else response.body,
                 scored,
             )
         )

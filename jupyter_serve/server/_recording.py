@@ -74,7 +74,11 @@ class RequestRecorder:
                 backups=options.log_backups,
             )
         self._to_log: deque[Exchange] = deque()
-        self._access_wanted = self._access is not None and ACCESS_LOGGER.isEnabledFor(logging.INFO)
+        # Plain attributes, read for every request on the IO loop. `access_wanted`: whether
+        # access-log lines are written now (the logger may be off in a kernel); the writer
+        # thread looks again on each tick. `keeps_scored`: whether scored requests are kept.
+        self.access_wanted = self._access is not None and ACCESS_LOGGER.isEnabledFor(logging.INFO)
+        self.keeps_scored = self.capture is not None or self._inference_log is not None
         self._dropped = 0  # lines the writer could not keep up with (IO loop only adds)
         self._stopped = threading.Event()
         self._writer: threading.Thread | None = None
@@ -84,20 +88,10 @@ class RequestRecorder:
             )
             self._writer.start()
 
-    @property
-    def access_wanted(self) -> bool:
-        """Whether access-log lines are written now (the logger may be off in a kernel)."""
-        return self._access_wanted
-
-    @property
-    def keeps_scored(self) -> bool:
-        """Whether scored requests are captured or logged."""
-        return self.capture is not None or self._inference_log is not None
-
     def record(self, exchange: Exchange) -> None:
         """Keep one answered request for the logs and the capture. On the IO loop only."""
         access = self._access
-        if self._access_wanted and access is not None:
+        if self.access_wanted and access is not None:
             if len(access) < _MAX_PENDING:
                 access.append(exchange)
             else:
@@ -143,7 +137,7 @@ class RequestRecorder:
                 batch = [access.popleft() for _ in range(len(access))]
                 if wanted and batch:
                     write_access_lines([access_line(e, self._log_format) for e in batch])
-                self._access_wanted = wanted
+                self.access_wanted = wanted
             if self._inference_log is not None:
                 pending = self._to_log
                 batch = [pending.popleft() for _ in range(len(pending))]
