@@ -14,6 +14,15 @@ import gc
 import sys
 from collections.abc import Iterator
 
+# Net allocations between two young collections while serving (CPython's default: 700). Each
+# young collection under load finds the objects of the requests in flight alive and promotes
+# them, so every later collection of the older generations traverses them again; at 2,000
+# those promotions are about three times rarer. Measured: in a kernel, see
+# `_deployments/_serving_runtime.py`; in `models serve` (callgrind, 64 connections) the
+# collector's share fell from 2.5 % to 1.5 % of the instructions per request, and the extra
+# collector work of the access log and capture from ~9,800 to ~4,100 instructions per request.
+SERVING_YOUNG_COLLECTION_THRESHOLD = 2_000
+
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
@@ -49,7 +58,11 @@ def freeze_what_is_loaded() -> None:
     For processes that only serve, once their model is loaded: the model and its libraries
     (~160,000 tracked objects) live as long as the process, yet each full collection would
     traverse them again, an ~85 ms pause every few seconds under load. Never in a kernel: the
-    user's objects would never be collected either.
+    user's objects would never be collected either. Young collections become rarer too
+    (`SERVING_YOUNG_COLLECTION_THRESHOLD`), unless automatic collection is off.
     """
     gc.collect()
     gc.freeze()
+    young, middle, old = gc.get_threshold()
+    if 0 < young < SERVING_YOUNG_COLLECTION_THRESHOLD:
+        gc.set_threshold(SERVING_YOUNG_COLLECTION_THRESHOLD, middle, old)

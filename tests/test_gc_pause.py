@@ -117,10 +117,25 @@ assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
 after = cycle()
 gc.collect()
 assert after() is None, "garbage made after the freeze is still collected"
+assert gc.get_threshold()[0] == 2_000, gc.get_threshold()
 print("ok")
 """
 
+OFF_SCRIPT = """
+import gc
 
-def test_a_serving_process_freezes_what_it_loaded_and_still_collects_new_garbage() -> None:
+from jupyter_serve._gc_pause import freeze_what_is_loaded
+
+gc.set_threshold(0)
+freeze_what_is_loaded()
+print(gc.get_threshold()[0])
+"""
+
+
+def test_a_serving_process_freezes_what_it_loaded_and_collects_young_objects_less_often() -> None:
     # In a fresh interpreter: a freeze in the test process would outlive the test.
     assert run_python(Path(sys.executable), FREEZE_SCRIPT).strip() == "ok"
+
+
+def test_a_serving_process_whose_automatic_collection_is_off_keeps_it_off() -> None:
+    assert run_python(Path(sys.executable), OFF_SCRIPT).strip() == "0"

@@ -26,8 +26,9 @@ import gc
 import sys
 import threading
 
+from jupyter_serve._gc_pause import SERVING_YOUNG_COLLECTION_THRESHOLD
+
 SERVING_SWITCH_INTERVAL_SECONDS = 0.001
-SERVING_YOUNG_COLLECTION_THRESHOLD = 2_000
 
 
 class ServingRuntime:
