@@ -98,11 +98,14 @@ def _closed_by_server(connection: socket.socket) -> bool:
     return True
 
 
-def _post_head(length: int | None = None, path: str = "/invocations") -> bytes:
+def _post_head(
+    length: int | None = None, path: str = "/invocations", request_id: str | None = None
+) -> bytes:
     framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    request_id_line = f"X-Request-ID: {request_id}\r\n" if request_id else ""
     return (
         f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        f"{framing}\r\n\r\n"
+        f"{request_id_line}{framing}\r\n\r\n"
     ).encode()
 
 
@@ -152,9 +155,10 @@ def test_headers_sent_a_byte_at_a_time_are_cut(serve: Any) -> None:
 def test_a_stalled_body_gets_408_and_a_slow_one_is_served(serve: Any) -> None:
     server = serve(body_stall_timeout=1.0)
     with _connect(server.url) as stalled:
-        stalled.sendall(_post_head(len(BODY)) + BODY[:10])
+        stalled.sendall(_post_head(len(BODY), request_id="stalled-1") + BODY[:10])
         status, headers, body = _read_answer(stalled)
         assert status == 408
+        assert headers["x-request-id"] == "stalled-1"
         assert "no byte of it came for 1 seconds" in json.loads(body)["message"]
         assert headers["connection"] == "close"
         assert _closed_by_server(stalled)
@@ -168,17 +172,29 @@ def test_a_stalled_body_gets_408_and_a_slow_one_is_served(serve: Any) -> None:
     assert server.metrics.snapshot()["in_flight"] == 0
 
 
+def test_a_408_carries_the_id_its_request_is_captured_with(serve: Any) -> None:
+    server = serve(body_stall_timeout=0.5)
+    with _connect(server.url) as stalled:
+        stalled.sendall(_post_head(len(BODY)) + BODY[:10])
+        status, headers, _ = _read_answer(stalled)
+    assert status == 408
+    _wait_until(lambda: len(server.captured_records()) == 1)
+    assert server.captured_records()[0]["request_id"] == headers["x-request-id"]
+
+
 def test_a_chunked_body_over_the_limit_gets_the_413_answer(serve: Any) -> None:
     server = serve(max_body_bytes=1_000_000)
     with _connect(server.url) as connection:
         # The client sends everything before it reads, as most clients do.
         sender = threading.Thread(
-            target=_send_quietly, args=(connection, _post_head() + _chunked(b" " * 4_000_000))
+            target=_send_quietly,
+            args=(connection, _post_head(request_id="big-1") + _chunked(b" " * 4_000_000)),
         )
         sender.start()
-        status, _, body = _read_answer(connection)
+        status, headers, body = _read_answer(connection)
         sender.join(WAIT_SECONDS)
     assert status == 413
+    assert headers["x-request-id"] == "big-1"
     assert "1000000 bytes" in json.loads(body)["message"]
     assert requests.post(server.url + "/invocations", data=BODY, timeout=10).status_code in (
         200,
@@ -213,6 +229,7 @@ def test_an_oversized_head_gets_an_answer(serve: Any, head: bytes, status: int) 
         sender.join(WAIT_SECONDS)
     assert answered == status
     assert headers["content-type"] == "application/json"
+    assert 0 < len(headers["x-request-id"]) <= 128
     assert "65536 bytes" in json.loads(body)["message"]
     assert requests.get(server.url + "/ping", timeout=10).status_code == 200
 
@@ -236,11 +253,28 @@ def test_chunk_extensions_and_trailers_are_accepted(serve: Any, chunked: bytes) 
         assert _read_answer(connection)[0] == 200
 
 
-def test_a_malformed_chunk_size_is_still_refused(serve: Any) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        _post_head() + b"zz\r\n" + BODY + b"\r\n0\r\n\r\n",
+        b"HELLO\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n",
+    ],
+    ids=["bad chunk size", "garbage request line", "bad header line"],
+)
+def test_an_unparsable_request_gets_400_with_the_error_json(
+    serve: Any, request_bytes: bytes
+) -> None:
     server = serve()
     with _connect(server.url) as connection:
-        connection.sendall(_post_head() + b"zz\r\n" + BODY + b"\r\n0\r\n\r\n")
-        assert _read_answer(connection)[0] == 400
+        connection.sendall(request_bytes)
+        status, headers, body = _read_answer(connection)
+        assert status == 400
+        assert json.loads(body)["error_code"] == "BAD_REQUEST"
+        assert "not valid HTTP/1.1" in json.loads(body)["message"]
+        assert 0 < len(headers["x-request-id"]) <= 128
+        assert headers["connection"] == "close"
+    assert requests.get(server.url + "/ping", timeout=10).status_code == 200
 
 
 def test_bodies_past_the_budget_get_503_and_the_budget_comes_back(serve: Any) -> None:
@@ -253,10 +287,11 @@ def test_bodies_past_the_budget_get_503_and_the_budget_comes_back(serve: Any) ->
             holder.sendall(_post_head(size) + body[:-1])
         _wait_until(lambda: server.metrics.snapshot()["in_flight"] == 2)
         with _connect(server.url) as refused:
-            refused.sendall(_post_head(size))
+            refused.sendall(_post_head(size, request_id="refused-1"))
             status, headers, answer = _read_answer(refused)
         assert status == 503
         assert headers["retry-after"] == "1"
+        assert headers["x-request-id"] == "refused-1"
         assert "max_body_bytes_in_flight" in json.loads(answer)["message"]
         with _connect(server.url) as chunked:  # a chunked body is refused once it does not fit
             sender = threading.Thread(

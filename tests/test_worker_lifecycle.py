@@ -60,13 +60,19 @@ def _body(text: str) -> bytes:
 
 
 def _post(port: int, text: str, timeout: float = 30) -> tuple[int, Any]:
+    status, body, _ = _post_answer(port, text, timeout)
+    return status, body
+
+
+def _post_answer(port: int, text: str, timeout: float = 30) -> tuple[int, Any, str | None]:
+    """Status, JSON body and X-Request-ID of one prediction request."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
             "POST", "/invocations", _body(text), {"Content-Type": "application/json"}
         )
         answer = connection.getresponse()
-        return answer.status, json.loads(answer.read())
+        return answer.status, json.loads(answer.read()), answer.getheader("X-Request-ID")
     finally:
         connection.close()
 
@@ -355,11 +361,11 @@ def test_while_no_worker_serves_the_port_answers_503_saying_why(poison_model: Pa
     try:
         for pid in worker_pids(process.pid):
             os.kill(pid, signal.SIGKILL)
-        answers: list[tuple[int, Any]] = []
+        answers: list[tuple[int, Any, str | None]] = []
 
         def answered_200() -> bool:
             try:
-                answers.append(_post(port, "hello"))
+                answers.append(_post_answer(port, "hello"))
             except (ConnectionError, http.client.HTTPException, TimeoutError):
                 return False
             return answers[-1][0] == 200
@@ -369,11 +375,13 @@ def test_while_no_worker_serves_the_port_answers_503_saying_why(poison_model: Pa
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    unavailable = [body for status, body in answers if status == 503]
+    unavailable = [(body, request_id) for status, body, request_id in answers if status == 503]
     assert unavailable, answers
-    assert unavailable[0]["error_code"] == "TEMPORARILY_UNAVAILABLE"
-    assert "killed by SIGKILL" in unavailable[0]["message"]
-    assert {status for status, _ in answers} == {503, 200}
+    assert unavailable[0][0]["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert "killed by SIGKILL" in unavailable[0][0]["message"]
+    assert {status for status, _, _ in answers} == {503, 200}
+    ids = [request_id for _, request_id in unavailable]
+    assert all(ids) and len(set(ids)) == len(ids), ids  # every 503 has an ID of its own
 
 
 def test_a_closed_terminal_stops_the_cli_and_its_workers(poison_model: Path) -> None:

@@ -1,5 +1,6 @@
 """A client's socket as the scoring server reads it: when bytes last arrived, an answer to a
-head over the limit (Tornado would close without one), and a lingering close.
+head over the limit (Tornado would close without one), the error JSON instead of Tornado's bare
+400 for a request it cannot parse, and a lingering close.
 
 Closing a socket whose peer is still sending makes the kernel reset the connection, and the
 peer often loses the answer it was sent (a 413 mid-upload, a 414 for a 1 MB URL). A lingering
@@ -17,6 +18,7 @@ from tornado.iostream import IOStream, UnsatisfiableReadError
 
 from jupyter_serve.server._limit_responses import (
     headers_too_large_response,
+    malformed_request_response,
     serialize_closing,
     uri_too_long_response,
 )
@@ -24,6 +26,9 @@ from jupyter_serve.server._limit_responses import (
 LINGER_SECONDS = 5.0
 _DISCARD = bytearray(256 * 1024)
 _READS_PER_TURN = 16
+# What Tornado's HTTP1Connection writes, and nothing else, when its parser refuses a request
+# (a garbage request line, a bad header or chunk size); it closes the connection right after.
+_TORNADO_MALFORMED_ANSWER = b"HTTP/1.1 400 Bad Request\r\n\r\n"
 
 
 class ClientStream(IOStream):
@@ -42,6 +47,11 @@ class ClientStream(IOStream):
         if received:
             self.last_received = time.monotonic()
         return received
+
+    def write(self, data: bytes | memoryview) -> Any:
+        if isinstance(data, bytes) and data == _TORNADO_MALFORMED_ANSWER:
+            data = serialize_closing(malformed_request_response())
+        return super().write(data)
 
     def close(self, exc_info: Any = False) -> None:
         # Tornado closes at once when the head passes its max_bytes; answer first.

@@ -48,6 +48,7 @@ from jupyter_serve.server._limit_responses import (
     bodies_over_budget_response,
     body_stalled_response,
 )
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, new_request_id, request_id_of
 
 logger = logging.getLogger("jupyter_serve.server")
 
@@ -98,6 +99,16 @@ class RequestConnection(HTTP1Connection):
         self._budget = budget
         self._reserved = 0
         self._body_started: float | None = None
+        self._request_id: str | None = None
+
+    def request_id(self) -> str:
+        """This request's ID (`request_id_of` its headers), made once: the handler's answer,
+        its access-log line and an answer from below the handlers (408, 413, 503) all carry
+        the same one."""
+        if self._request_id is None:
+            headers = self._request_headers
+            self._request_id = request_id_of(headers) if headers is not None else new_request_id()
+        return self._request_id
 
     def reserve_body(self, size: int) -> ScoringResponse | None:
         """Hold ``size`` bytes of the server's body budget for this request until it ends;
@@ -134,6 +145,7 @@ class RequestConnection(HTTP1Connection):
         for name, value in response.headers:
             headers[name] = value
         headers["Content-Length"] = str(len(response.body))
+        headers[REQUEST_ID_HEADER] = self.request_id()
         start_line = httputil.ResponseStartLine(
             "HTTP/1.1", response.status, responses.get(response.status, "Error")
         )

@@ -36,7 +36,7 @@ from jupyter_serve.server._exchanges import Exchange
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._recording import RequestRecorder
-from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_of
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_for
 from jupyter_serve.server._responses import (
     forbidden_response,
     internal_error_response,
@@ -106,7 +106,7 @@ class _ScoringHandler(RequestHandler):
     def request_id(self) -> str:
         """This request's ID: the client's ``X-Request-ID`` when safe, else a new one."""
         if self._request_id is None:
-            self._request_id = request_id_of(self.request.headers)
+            self._request_id = request_id_for(self.request.connection, self.request.headers)
         return self._request_id
 
     def prepare(self) -> None:

@@ -43,7 +43,7 @@ from jupyter_serve.server._handlers import (
     record_finish,
     refusal_before_body,
 )
-from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_of
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_for
 from jupyter_serve.server._responses import internal_error_response
 
 logger = logging.getLogger("jupyter_serve.server")
@@ -139,7 +139,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
         state = self._state
         self._method, self._path = start_line.method, start_line.path
         self._content_type = headers.get("Content-Type")
-        self._request_id = request_id_of(headers)
+        self._request_id = request_id_for(self._connection, headers)
         state.metrics.request_started()
         self._counted = True
         refusal = refusal_before_body(state, headers, self._connection)

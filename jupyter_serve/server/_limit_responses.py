@@ -10,6 +10,7 @@ import json
 from http.client import responses
 
 from jupyter_serve.protocol import ScoringResponse
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, new_request_id
 
 _JSON = "application/json"
 
@@ -17,6 +18,16 @@ _JSON = "application/json"
 def _error(status: int, error_code: str, message: str) -> ScoringResponse:
     body = json.dumps({"error_code": error_code, "message": message}).encode()
     return ScoringResponse(status=status, body=body, content_type=_JSON)
+
+
+def malformed_request_response() -> ScoringResponse:
+    """400 for bytes that are not an HTTP/1.1 request (Tornado's parser refused them)."""
+    return _error(
+        400,
+        "BAD_REQUEST",
+        "The request is not valid HTTP/1.1: its request line, a header or its chunked body "
+        "framing could not be parsed. Send a well-formed HTTP/1.1 request.",
+    )
 
 
 def body_stalled_response(stall_seconds: float) -> ScoringResponse:
@@ -77,6 +88,7 @@ def serialize_closing(response: ScoringResponse) -> bytes:
         f"HTTP/1.1 {response.status} {reason}\r\n"
         f"Content-Type: {response.content_type}\r\n"
         f"Content-Length: {len(response.body)}\r\n"
+        f"{REQUEST_ID_HEADER}: {new_request_id()}\r\n"
         "Connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + response.body

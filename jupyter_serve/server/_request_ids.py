@@ -32,3 +32,11 @@ def request_id_of(headers: HTTPHeaders) -> str:
     if offered is not None and _SAFE_REQUEST_ID.fullmatch(offered):
         return offered
     return new_request_id()
+
+
+def request_id_for(connection: object, headers: HTTPHeaders) -> str:
+    """The ID of the request with ``headers`` on ``connection``: the connection's own when it
+    keeps one (the scoring server's do, so that every answer of a request carries one ID),
+    else `request_id_of` the headers."""
+    kept = getattr(connection, "request_id", None)
+    return kept() if callable(kept) else request_id_of(headers)

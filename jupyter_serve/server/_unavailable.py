@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 
+from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, new_request_id
 from jupyter_serve.server._server import bind_listening_sockets
 
 _MAX_HEAD_BYTES = 65536
@@ -25,7 +26,7 @@ _CONNECTION_SECONDS = 1.0  # one slow client delays the others by this much at m
 
 def unavailable_answer(reason: str) -> bytes:
     """The 503 answered while no worker serves, as HTTP/1.1 bytes that end the connection;
-    ``reason`` says what happened to the workers."""
+    ``reason`` says what happened to the workers. Each call has a new request ID."""
     body = json.dumps(
         {
             "error_code": "TEMPORARILY_UNAVAILABLE",
@@ -35,7 +36,8 @@ def unavailable_answer(reason: str) -> bytes:
     ).encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\n"
+        f"{REQUEST_ID_HEADER}: {new_request_id()}\r\nConnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -48,7 +50,7 @@ class UnavailableResponder:
         self._sockets = bind_listening_sockets(host, port, reuse_port=True)
         for sock in self._sockets:
             sock.setblocking(False)
-        self._answer = unavailable_answer(reason)
+        self._reason = reason
         self._closing = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"jupyter-serve-{port}-unavailable", daemon=True
@@ -91,7 +93,7 @@ class UnavailableResponder:
                 if not chunk:
                     return
                 received += chunk
-            connection.sendall(self._answer)
+            connection.sendall(unavailable_answer(self._reason))
             connection.shutdown(socket.SHUT_WR)
             # Read on a little: closing with unread bytes would reset the answer away.
             drained = 0
