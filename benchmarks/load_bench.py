@@ -24,6 +24,7 @@ from benchmarks.results import (
     OURS,
     OURS_QUIET,
     OURS_WORKERS,
+    RECORDING_PAIR_CONNECTIONS,
     ServerResult,
 )
 from benchmarks.servers import (
@@ -71,7 +72,14 @@ def round_order(
 class LoadBenchmark:
     """Start, check, warm up and drive the servers; ``run()`` never raises for a missing one."""
 
-    def __init__(self, mlflow_python: Path, work_dir: Path, duration_s: float, repeats: int):
+    def __init__(
+        self,
+        mlflow_python: Path,
+        work_dir: Path,
+        duration_s: float,
+        repeats: int,
+        recording_pairs: int = 0,
+    ):
         self._mlflow_python = mlflow_python
         self._work_dir = work_dir
         self._model_dir = work_dir / "model"
@@ -80,6 +88,7 @@ class LoadBenchmark:
         self._emails: list[str] = json.loads((work_dir / "check_emails.json").read_text())
         self._duration_s = duration_s
         self._repeats = repeats
+        self._recording_pairs = recording_pairs
         self._reference: list[Any] | None = None
 
     @property
@@ -115,6 +124,8 @@ class LoadBenchmark:
                 else:
                     log(f"{key}: answered its first 200 after {results[key].cold_start_s:.2f} s")
             runs = self._drive(live, results, log)
+            if OURS in live and OURS_QUIET in live:
+                self._drive_recording_pairs(live[OURS], live[OURS_QUIET], results, log)
         for (key, connections), key_runs in runs.items():
             if key_runs:
                 results[key].load[connections] = RepeatedRuns(connections, tuple(key_runs))
@@ -132,30 +143,62 @@ class LoadBenchmark:
         for round_number in range(1, self._repeats + 1):
             for connections in CONNECTIONS:
                 for key, server in round_order(live, round_number):
-                    cpu_before = process_tree_cpu_seconds(server.pid)
-                    try:
-                        run = run_wrk(
-                            server.url,
-                            self._payload_file,
-                            connections=connections,
-                            duration_s=self._duration_s,
+                    measured = self._measure(
+                        key, server, connections, results, log, f"round {round_number}"
+                    )
+                    if measured is not None:
+                        runs[key, connections].append(measured[0])
+                        results[key].cpu_ms_per_request.setdefault(connections, []).append(
+                            measured[1]
                         )
-                    except MeasurementUnavailable as error:
-                        results[key].unavailable = str(error)
-                        continue
-                    cpu_ms = (process_tree_cpu_seconds(server.pid) - cpu_before) * 1000.0
-                    cpu_per_request = cpu_ms / run.requests if run.requests else 0.0
-                    results[key].cpu_ms_per_request.setdefault(connections, []).append(
-                        cpu_per_request
-                    )
-                    runs[key, connections].append(run)
-                    log(
-                        f"round {round_number}, {key}, {connections} conn: "
-                        f"{run.requests_per_second:,.0f} req/s, p50 {run.p50_ms:.2f} ms, "
-                        f"p99 {run.p99_ms:.2f} ms, failed {run.failed}, "
-                        f"server CPU {cpu_per_request:.2f} ms/request"
-                    )
         return runs
+
+    def _drive_recording_pairs(
+        self,
+        on: RunningServer,
+        off: RunningServer,
+        results: dict[str, ServerResult],
+        log: Callable[[str], None],
+    ) -> None:
+        for pair in range(self._recording_pairs):
+            twins = [(OURS, on), (OURS_QUIET, off)]
+            for key, server in twins if pair % 2 else twins[::-1]:  # who goes first alternates
+                measured = self._measure(
+                    key, server, RECORDING_PAIR_CONNECTIONS, results, log, f"pair {pair + 1}"
+                )
+                if measured is None:
+                    return
+                results[key].paired_runs.append(measured[0])
+                results[key].paired_cpu_ms_per_request.append(measured[1])
+
+    def _measure(
+        self,
+        key: str,
+        server: RunningServer,
+        connections: int,
+        results: dict[str, ServerResult],
+        log: Callable[[str], None],
+        label: str,
+    ) -> tuple[WrkRun, float] | None:
+        """One wrk run and the server's CPU milliseconds per request in it; None (and the
+        server marked unavailable) when wrk could not measure it."""
+        cpu_before = process_tree_cpu_seconds(server.pid)
+        try:
+            run = run_wrk(
+                server.url, self._payload_file, connections=connections, duration_s=self._duration_s
+            )
+        except MeasurementUnavailable as error:
+            results[key].unavailable = str(error)
+            return None
+        cpu_ms = (process_tree_cpu_seconds(server.pid) - cpu_before) * 1000.0
+        cpu_per_request = cpu_ms / run.requests if run.requests else 0.0
+        log(
+            f"{label}, {key}, {connections} conn: "
+            f"{run.requests_per_second:,.0f} req/s, p50 {run.p50_ms:.2f} ms, "
+            f"p99 {run.p99_ms:.2f} ms, failed {run.failed}, "
+            f"server CPU {cpu_per_request:.2f} ms/request"
+        )
+        return run, cpu_per_request
 
     def _start(self, key: str) -> contextlib.AbstractContextManager[RunningServer]:
         port = free_port()

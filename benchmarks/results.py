@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from benchmarks.kernel_bench import KernelResults
-from benchmarks.wrk import RepeatedRuns
+from benchmarks.wrk import RepeatedRuns, WrkRun
 
 MLFLOW = "mlflow"
 OURS = "ours"
 OURS_WORKERS = "ours_w2"
 # The default server with the per-request recording off: what the access log and capture cost.
 OURS_QUIET = "ours_quiet"
+# A 5 % cost is within one run's noise on a shared 2-core machine (rounds of the same server
+# differ by 10-20 %), so the two variants get this many extra pairs of runs at this many
+# connections, besides the rounds every server gets.
+RECORDING_PAIR_CONNECTIONS = 64
 ECHO = "echo"
 FLOOR = "floor"
 
@@ -36,6 +40,10 @@ class ServerResult:
     load: dict[int, RepeatedRuns] = field(default_factory=dict)
     # connections -> CPU milliseconds the server's processes used per request, one per run
     cpu_ms_per_request: dict[int, list[float]] = field(default_factory=dict)
+    # The recording cost's extra pairs (`OURS` and `OURS_QUIET` only): runs at
+    # `RECORDING_PAIR_CONNECTIONS`, each right before or after its twin's, and their CPU.
+    paired_runs: list[WrkRun] = field(default_factory=list)
+    paired_cpu_ms_per_request: list[float] = field(default_factory=list)
     unavailable: str | None = None
 
     @property

@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="wrk runs per case (median)")
+    parser.add_argument(
+        "--recording-pairs",
+        type=int,
+        default=20,
+        help="extra runs of the default and the recording-off server, each, at 64 connections",
+    )
     parser.add_argument("--busy-seconds", type=float, default=10.0, help="CPU-bound cell length")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument(
@@ -89,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         work_dir = Path(scratch)
         _log(f"building the model with {args.mlflow_python}")
         build_model(args.mlflow_python, work_dir)
-        load = LoadBenchmark(args.mlflow_python, work_dir, args.duration, args.repeats)
+        load = LoadBenchmark(
+            args.mlflow_python, work_dir, args.duration, args.repeats, args.recording_pairs
+        )
         keys = [key for key in server_keys if key in selected]
         servers = load.run(keys, log=_log)
         for server in servers.values():

@@ -170,7 +170,21 @@ def test_recording_cost_compares_each_rounds_two_runs_not_the_medians() -> None:
     assert row.measurement.startswith("Access log + capture cost at 64 connections")
     assert (row.ours, row.met) == (pytest.approx(2.5), True)
     text = render_markdown(results)
-    assert "| 64 | 1,000 | 1,000 | 0.975 (0.960-1.000) | 2.5 % | - / 0.15 ms |" in text
+    assert "| 64 | 3 | 1,000 | 1,000 | 0.975 (0.960-1.000) | 2.5 % | - / 0.15 ms |" in text
+
+
+def test_recording_cost_counts_the_extra_pairs_with_the_rounds() -> None:
+    results = _results(2500, 2.0)
+    # The rounds alone: ratios 0.9, 0.9, 1.0, a 10 % cost; four extra pairs at 0.99 make the
+    # median of all seven pairs 0.99.
+    _with_recording_off(results, _rounds(64, 900, 900, 1000), _rounds(64, 1000, 1000, 1000))
+    results.servers[OURS].paired_runs = list(_rounds(64, 990, 990, 990, 990).runs)
+    results.servers[OURS_QUIET].paired_runs = list(_rounds(64, 1000, 1000, 1000, 1000).runs)
+    cost = recording_cost(results, 64)
+    assert cost is not None
+    assert len(cost.round_ratios) == 7
+    assert cost.cost_percent == pytest.approx(1.0)
+    assert (cost.on_rps, cost.off_rps) == (990, 1000)
 
 
 def test_recording_cost_over_five_percent_is_not_met() -> None:
