@@ -22,7 +22,7 @@ from jupyter_serve.protocol import ScoringResponse
 if TYPE_CHECKING:
     from tornado.iostream import IOStream
 
-    from jupyter_serve.server._connections import RequestConnection
+    from jupyter_serve.server._request_connection import RequestConnection
 
 
 def _unavailable(message: str) -> ScoringResponse:

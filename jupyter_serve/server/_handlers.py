@@ -31,11 +31,11 @@ from jupyter_serve.protocol import (
     version_response,
 )
 from jupyter_serve.server._batching import PredictionBatcher
-from jupyter_serve.server._connections import RequestConnection
 from jupyter_serve.server._exchanges import Exchange
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._recording import RequestRecorder
+from jupyter_serve.server._request_connection import RequestConnection
 from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_for
 from jupyter_serve.server._responses import (
     forbidden_response,
