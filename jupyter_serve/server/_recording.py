@@ -3,8 +3,9 @@ record` once, on the IO loop, which only counts it and keeps references; the acc
 inference log are written by one writer thread on its tick, the captured traffic is turned into
 rows only when read.
 
-Measured at 64 connections (README, "Request IDs, access logs and captured traffic"): the
-access log and the capture each cost the hot path a deque append per request.
+Measured (README, "Performance"): with both on, a request costs the IO loop ~3.5 µs more and
+the writer thread ~2 µs per line; at 64 connections `make bench` found no throughput cost
+beyond its noise (ratio 1.004 over 23 paired runs; 0.53 against 0.52 ms of CPU per request).
 """
 
 from __future__ import annotations
