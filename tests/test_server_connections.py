@@ -172,14 +172,16 @@ def test_a_stalled_body_gets_408_and_a_slow_one_is_served(serve: Any) -> None:
     assert server.metrics.snapshot()["in_flight"] == 0
 
 
-def test_a_408_carries_the_id_its_request_is_captured_with(serve: Any) -> None:
+def test_a_408_is_captured_with_its_status_and_the_id_it_carries(serve: Any) -> None:
     server = serve(body_stall_timeout=0.5)
     with _connect(server.url) as stalled:
         stalled.sendall(_post_head(len(BODY)) + BODY[:10])
         status, headers, _ = _read_answer(stalled)
     assert status == 408
     _wait_until(lambda: len(server.captured_records()) == 1)
-    assert server.captured_records()[0]["request_id"] == headers["x-request-id"]
+    captured = server.captured_records()[0]
+    assert (captured["request_id"], captured["status"]) == (headers["x-request-id"], 408)
+    assert server.metrics.snapshot()["in_flight"] == 0
 
 
 def test_a_chunked_body_over_the_limit_gets_the_413_answer(serve: Any) -> None:

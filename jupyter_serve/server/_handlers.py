@@ -35,7 +35,7 @@ from jupyter_serve.server._exchanges import Exchange
 from jupyter_serve.server._metrics import ServerMetrics
 from jupyter_serve.server._options import ServerOptions
 from jupyter_serve.server._recording import RequestRecorder
-from jupyter_serve.server._request_connection import RequestConnection
+from jupyter_serve.server._request_connection import RequestConnection, status_when_closed
 from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_for
 from jupyter_serve.server._responses import (
     forbidden_response,
@@ -190,7 +190,7 @@ class _ScoringHandler(RequestHandler):
     def on_connection_close(self) -> None:
         # A client gone before its answer (e.g. mid-body) would otherwise stay in flight.
         if not self._finished:
-            self._record_finish(499)
+            self._record_finish(status_when_closed(self.request.connection))
 
     def on_finish(self) -> None:
         self._record_finish(self.get_status())

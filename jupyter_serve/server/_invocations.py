@@ -43,6 +43,7 @@ from jupyter_serve.server._handlers import (
     record_finish,
     refusal_before_body,
 )
+from jupyter_serve.server._request_connection import status_when_closed
 from jupyter_serve.server._request_ids import REQUEST_ID_HEADER, request_id_for
 from jupyter_serve.server._responses import internal_error_response
 
@@ -188,7 +189,7 @@ class _Invocation(httputil.HTTPMessageDelegate):
             self._answered = True
             self._cancel_timer()
             self._withdraw_prediction()
-            self._record_finish(499)
+            self._record_finish(status_when_closed(self._connection))
 
     def _parsed(
         self, served: ServedModel, parsing: asyncio.Future[tuple[ScoringRequest, Any, Any]]

@@ -54,6 +54,18 @@ class BodyBudget:
         self.held -= size
 
 
+# nginx's status for a request whose client closed the connection before its answer.
+CLIENT_CLOSED_STATUS = 499
+
+
+def status_when_closed(connection: object) -> int:
+    """The status to count for a request whose connection closed before its handler answered:
+    the connection's own answer (a 408, 413 or 503 sent from below the handlers) if it sent
+    one, else `CLIENT_CLOSED_STATUS`."""
+    answered = getattr(connection, "answered_status", None)
+    return answered if isinstance(answered, int) else CLIENT_CLOSED_STATUS
+
+
 class RequestConnection(HTTP1Connection):
     """One request on a server connection (Tornado's `HTTP1Connection`, with our edges)."""
 
@@ -61,6 +73,8 @@ class RequestConnection(HTTP1Connection):
     # Answered with Connection: close because the server began to drain: the connection stays
     # open after the answer only to refuse a request the client had already sent.
     drain_keeps_open = False
+    # The status of an answer sent from below the handlers (`answer_and_close`), if any.
+    answered_status: int | None = None
 
     def __init__(
         self,
@@ -115,6 +129,7 @@ class RequestConnection(HTTP1Connection):
     def answer_and_close(self, response: ScoringResponse) -> None:
         """Answer from below the handlers (they get ``on_connection_close``), then close."""
         self._disconnect_on_finish = True
+        self.answered_status = response.status
         headers = httputil.HTTPHeaders({"Content-Type": response.content_type})
         for name, value in response.headers:
             headers[name] = value
