@@ -41,7 +41,7 @@ class BatchedLineHandler(logging.Handler):
         try:
             self._write("\n".join(lines) + "\n")
         except Exception:  # a closed stdout must not take the writer thread down
-            self.handleError(logging.makeLogRecord({"msg": lines[0] if lines else ""}))
+            self.handleError(logging.makeLogRecord({"msg": lines[0]}))
 
 
 def write_access_lines(lines: list[str]) -> None:

@@ -5,8 +5,9 @@ server already holds); everything else here runs when someone reads: the capture
 DataFrame, the inference log's writer thread, a worker asked for its capture.
 
 An exchange holds no server object (connection, handler, response): the capture keeps the last
-thousand of them, and each would keep a whole connection's objects alive, which cost the hot
-path about 4 % of its throughput at 64 connections in freeing and collecting them.
+thousand of them, and each would keep a whole connection's objects alive. Holding them cost
+~30,000 instructions per request in freeing and collecting them (callgrind, 64 connections,
+of ~1.2 million per request).
 """
 
 from __future__ import annotations
