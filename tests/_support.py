@@ -6,16 +6,22 @@ request that caused it, until the kernel reports idle.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from jupyter_client.manager import KernelManager
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -168,3 +174,52 @@ def wait_until(predicate: Any, timeout: float = 10, message: str = "condition") 
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout} s")
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def jupyter_server_process(
+    home: Path, port: int, token: str, env: dict[str, str], base_url: str = "/"
+) -> Iterator[str]:
+    """A real `jupyter server` on 127.0.0.1:``port`` rooted at ``home`` (its output in
+    ``home/server.log``): yields its URL once ``api/status`` answers, and stops it afterwards
+    (SIGINT twice, the second skipping the confirmation; killed if it does not exit)."""
+    url = f"http://127.0.0.1:{port}{base_url}"
+    with (home / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "jupyter-server"),
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.base_url={base_url}",
+                f"--ServerApp.root_dir={home}",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                "--no-browser",
+                "--allow-root",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def answers() -> bool:
+            assert process.poll() is None, (home / "server.log").read_text()
+            try:
+                status = requests.get(
+                    url + "api/status", headers={"Authorization": f"token {token}"}, timeout=60
+                )
+            except requests.ConnectionError:
+                return False
+            return status.status_code == 200
+
+        try:
+            wait_until(answers, timeout=60, message="jupyter server answering")
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

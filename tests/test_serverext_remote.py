@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from _support import free_port, wait_until
+from _support import free_port, jupyter_server_process
 
 from jupyter_serve._deployments._remote import remote_deployments
 from jupyter_serve.discovery import (
@@ -172,44 +171,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
             }
         )
     )
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "jupyter-server"),
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.base_url={BASE_URL}",
-            f"--ServerApp.root_dir={home}",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            "--ServerApp.ip=127.0.0.1",
-            "--no-browser",
-            "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    running = JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", runtime_dir)
-
-    def answers() -> bool:
-        assert process.poll() is None, (home / "server.log").read_text()
-        try:
-            return running.api("GET", "api/status").status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(answers, timeout=60, message="jupyter server answering")
-        yield running
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with jupyter_server_process(home, port, TOKEN, env, BASE_URL):
+        yield JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", runtime_dir)
 
 
 def _dead_pid() -> int:

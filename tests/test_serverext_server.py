@@ -15,7 +15,6 @@ import re
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from _support import free_port, wait_until
+from _support import free_port, jupyter_server_process, wait_until
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_server.extension.config import ExtensionConfigManager
 
@@ -116,44 +115,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     (home / "config" / "jupyter_server_config.json").write_text(
         json.dumps({"ServerApp": {"jpserver_extensions": dict.fromkeys(_UNNEEDED, False)}})
     )
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "jupyter-server"),
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.base_url={BASE_URL}",
-            f"--ServerApp.root_dir={home}",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            "--ServerApp.ip=127.0.0.1",
-            "--no-browser",
-            "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    running = JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", port, runtime_dir)
-
-    def answers() -> bool:
-        assert process.poll() is None, (home / "server.log").read_text()
-        try:
-            return running.api("GET", "api/status").status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(answers, timeout=60, message="jupyter server answering")
-        yield running
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.send_signal(signal.SIGINT)  # the second one skips the confirmation
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with jupyter_server_process(home, port, TOKEN, env, BASE_URL):
+        yield JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", port, runtime_dir)
 
 
 def _start_kernel(server: JupyterServer, notebook: str) -> ServerKernel:

@@ -25,7 +25,14 @@ import cloudpickle
 import pandas as pd
 import pytest
 import requests
-from _support import Kernel, discovery_files, free_port, port_is_listening, wait_until
+from _support import (
+    Kernel,
+    discovery_files,
+    free_port,
+    jupyter_server_process,
+    port_is_listening,
+    wait_until,
+)
 from jupyter_client.blocking import BlockingKernelClient
 
 from jupyter_serve.models import save_model
@@ -244,42 +251,8 @@ def jupyter_server(home: Path) -> Iterator[tuple[str, Path]]:
         "JUPYTER_SERVE_REGISTRY": str(home / "registry"),
         "PYTHONWARNINGS": "ignore",
     }
-    with (home / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "jupyter-server"),
-                f"--IdentityProvider.token={TOKEN}",
-                f"--ServerApp.root_dir={home}",
-                f"--port={port}",
-                "--ServerApp.port_retries=0",
-                "--ServerApp.ip=127.0.0.1",
-                "--no-browser",
-                "--allow-root",
-            ],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}/"
-
-        def answers() -> bool:
-            assert process.poll() is None, (home / "server.log").read_text()
-            try:
-                return _api("GET", url + "api/status").status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        try:
-            wait_until(answers, timeout=60, message="jupyter server answering")
-            yield url, runtime_dir
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with jupyter_server_process(home, port, TOKEN, environment) as url:
+        yield url, runtime_dir
 
 
 def _api(method: str, url: str, **kwargs: Any) -> requests.Response:
